@@ -1,0 +1,70 @@
+# Two commands: `make quickstart` (the main job) and `make test`. Both create .venv if missing
+# and install what they need: torch first (so no other requirement pulls a different build),
+# then the package with its extras, pinned by constraints.txt. A second run installs nothing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+TORCH_VERSION ?= 2.13.0
+# Extra pip arguments for torch only, e.g. TORCH_PIP_ARGS="--index-url <your CUDA wheel index>"
+TORCH_PIP_ARGS ?=
+TEST_EXTRAS ?= dev,text,ray,wandb,swanlab,lora
+QUICKSTART_EXTRAS ?= text
+PYTEST_ARGS ?=
+
+help:
+	@echo "make quickstart   install (if needed) and run the end-to-end tour, ending in a report"
+	@echo "make test         install (if needed) and run the test suite"
+	@echo "make bench        run the speed benchmarks (writes benchmarks/results/*.json)"
+	@echo "make lock         re-resolve constraints.txt from the current dependency ranges"
+	@echo "make lint         ruff"
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade "pip>=23" 2>/dev/null || true
+
+# torch before anything else: the CPU build where no CUDA GPU is visible, the CUDA build where one is.
+$(VENV)/.torch-$(TORCH_VERSION): | $(PY)
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		echo "CUDA GPU found: installing torch==$(TORCH_VERSION) (CUDA build)"; \
+	else \
+		echo "no CUDA GPU: installing torch==$(TORCH_VERSION) (CPU build)"; \
+	fi
+	$(PIP) install -q "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
+	@touch $@
+
+$(VENV)/.installed-%: pyproject.toml constraints.txt $(VENV)/.torch-$(TORCH_VERSION)
+	$(PIP) install -q -c constraints.txt -e ".[$*]"
+	@$(PY) -c "import torch, sys; v = torch.__version__.split('+')[0]; sys.exit(0 if v == '$(TORCH_VERSION)' else 'torch was replaced: ' + torch.__version__)"
+	@touch $@
+
+install-test: $(VENV)/.installed-$(TEST_EXTRAS)
+install-quickstart: $(VENV)/.installed-$(QUICKSTART_EXTRAS)
+
+test: install-test
+	$(PY) -m pytest -q -m "not slow and not gpu" $(PYTEST_ARGS)
+
+test-slow: install-test
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+quickstart: install-quickstart
+	$(VENV)/bin/rl4rec quickstart
+
+bench: install-test
+	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+lint: install-test
+	$(VENV)/bin/ruff check src tests benchmarks
+
+# Resolve every extra in a scratch venv and write the pins (torch pinned without its local tag,
+# so the same file serves the CPU and the CUDA build).
+lock:
+	rm -rf .lockenv && python3 -m venv .lockenv
+	.lockenv/bin/pip install -q "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
+	.lockenv/bin/pip install -q ".[text,lora,ray,wandb,swanlab,trl,dev]"
+	.lockenv/bin/pip freeze --exclude rl4rec | sed -E 's/^(torch==[^+]+)\+.*/\1/' | grep -v '^nvidia-\|^triton==' > constraints.txt
+	rm -rf .lockenv
+
+.PHONY: help test test-slow quickstart bench lint lock install-test install-quickstart

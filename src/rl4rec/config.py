@@ -1,0 +1,376 @@
+"""Typed configs: dataclasses with a docstring on every field, loaded from YAML + dotted overrides.
+
+Every config in rl4rec is a frozen dataclass whose fields are declared with :func:`field`, which
+records a help text and optional bounds/choices. The same object drives the CLI, YAML files,
+sweeps and the Python API:
+
+    cfg = load_config(SlateTrainConfig, "configs/x.yaml", ["env.click_model=mixPBM", "seed=3"])
+
+Validation happens at construction: an unknown key, a wrong type or an out-of-range value raises
+:class:`ConfigError` naming the key and, for typos, the nearest valid keys. A typo never falls
+back to a default silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "field",
+    "validate",
+    "from_dict",
+    "to_dict",
+    "apply_overrides",
+    "load_config",
+    "parse_override",
+    "diff_from_defaults",
+    "describe",
+    "replace",
+]
+
+C = TypeVar("C")
+_MISSING = dataclasses.MISSING
+
+
+class ConfigError(ValueError):
+    """A config key, type or value is invalid; the message names the key and what would be valid."""
+
+
+def field(
+    default: Any = _MISSING,
+    help: str = "",
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    short: str | None = None,
+    default_factory: Any = _MISSING,
+) -> Any:
+    """Declare a config field.
+
+    Args:
+        default: default value (immutable values only; use ``default_factory`` for lists).
+        help: one-line description shown by ``rl4rec ... --help-config`` and in docs.
+        ge, gt, le, lt: numeric bounds checked at construction.
+        short: abbreviation used in run names (``""`` puts only the value in the name,
+            ``None`` uses the field name).
+    """
+    if not help:
+        raise TypeError("every config field needs a help text")
+    meta = {"help": help, "ge": ge, "gt": gt, "le": le, "lt": lt, "short": short}
+    if default_factory is not _MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    if isinstance(default, (list, dict, set)):
+        value = default
+        return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------- type checking
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if tp is type(None):
+        return "null"
+    if origin is not None:
+        args = ", ".join(_type_name(a) for a in get_args(tp))
+        return f"{getattr(origin, '__name__', str(origin))}[{args}]"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against type ``tp``; allow only lossless coercions (int -> float, list -> tuple)."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value in allowed:
+            return value
+        near = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=3, cutoff=0.5)
+        hint = f" (did you mean {', '.join(near)}?)" if near else ""
+        raise ConfigError(
+            f"{key}: {value!r} is not one of {', '.join(repr(a) for a in allowed)}{hint}"
+        )
+    if origin in (Union, types.UnionType):
+        errors = []
+        for arg in get_args(tp):
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{key}: expected null, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if isinstance(value, dict):
+            return from_dict(tp, value, prefix=key + ".")
+        raise ConfigError(f"{key}: expected a mapping for section {tp.__name__}, got {value!r}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list ({_type_name(tp)}), got {value!r}")
+        args = get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(f"{key}: expected {len(args)} items, got {len(value)}")
+            return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
+        item_tp = args[0] if args else Any
+        items = [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        kt, vt = get_args(tp) or (Any, Any)
+        return {_coerce(k, kt, key): _coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # e.g. experiment=2024 from the command line
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    if tp is Path:
+        if isinstance(value, (str, Path)):
+            return Path(value)
+        raise ConfigError(f"{key}: expected a path, got {value!r}")
+    if isinstance(value, tp):
+        return value
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _check_bounds(value: Any, meta: typing.Mapping[str, Any], key: str) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    checks = [
+        ("ge", lambda v, b: v >= b, ">="),
+        ("gt", lambda v, b: v > b, ">"),
+        ("le", lambda v, b: v <= b, "<="),
+        ("lt", lambda v, b: v < b, "<"),
+    ]
+    for name, ok, sym in checks:
+        bound = meta.get(name)
+        if bound is not None and not ok(value, bound):
+            raise ConfigError(f"{key}: {value!r} is out of range (must be {sym} {bound})")
+
+
+def _unknown_key(cls: type, key: str, prefix: str) -> ConfigError:
+    names = [f.name for f in dataclasses.fields(cls)]
+    near = difflib.get_close_matches(key, names, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(prefix + n for n in near)}?" if near else ""
+    return ConfigError(
+        f"unknown config key {prefix + key!r} in {cls.__name__}{hint} "
+        f"(valid keys: {', '.join(prefix + n for n in names)})"
+    )
+
+
+def validate(cfg: Any, prefix: str = "") -> None:
+    """Check every field of ``cfg`` (types and bounds), recursing into nested sections."""
+    hints = _hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        key = prefix + f.name
+        value = getattr(cfg, f.name)
+        coerced = _coerce(value, hints[f.name], key)
+        if coerced is not value:
+            object.__setattr__(cfg, f.name, coerced)
+        _check_bounds(coerced, f.metadata, key)
+        if dataclasses.is_dataclass(coerced):
+            validate(coerced, prefix=key + ".")
+    post = getattr(cfg, "check", None)
+    if callable(post):
+        post()
+
+
+def from_dict(cls: type[C], data: typing.Mapping[str, Any] | None, prefix: str = "") -> C:
+    """Build ``cls`` from a (nested) mapping; unknown keys, wrong types and bad values raise."""
+    data = dict(data or {})
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            raise _unknown_key(cls, key, prefix)
+    hints = _hints(cls)
+    kwargs = {}
+    for name, value in data.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+            kwargs[name] = from_dict(tp, value, prefix=prefix + name + ".")
+        else:
+            kwargs[name] = _coerce(value, tp, prefix + name)
+    obj = cls(**kwargs)
+    validate(obj, prefix)
+    return obj
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain nested dict (paths as strings, tuples as lists), suitable for YAML/JSON."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, Path):
+            return str(v)
+        return v
+
+    return plain(cfg)
+
+
+_FLOAT_RE = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"a.b=3"`` -> ``("a.b", 3)``; the value is parsed as YAML (so ``true``, ``1e-3``, ``[1,2]``)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key=value (e.g. seed=3)")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str) and _FLOAT_RE.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads "1e-3" as a string
+    return key, value
+
+
+def _set_dotted(data: dict[str, Any], cls: type, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node, node_cls, prefix = data, cls, ""
+    hints = _hints(cls)
+    for i, part in enumerate(parts):
+        names = {f.name for f in dataclasses.fields(node_cls)}
+        if part not in names:
+            raise _unknown_key(node_cls, part, prefix)
+        if i == len(parts) - 1:
+            node[part] = value
+            return
+        sub_tp = hints[part]
+        if not dataclasses.is_dataclass(sub_tp):
+            raise ConfigError(f"{prefix + part} is not a section; cannot set {key}")
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{prefix + part} is not a section; cannot set {key}")
+        node_cls, prefix = sub_tp, prefix + part + "."
+        hints = _hints(node_cls)
+
+
+def apply_overrides(
+    cls: type[C], data: typing.Mapping[str, Any] | None, overrides: typing.Iterable[str]
+) -> C:
+    """Merge dotted ``key=value`` overrides into ``data`` and build a validated ``cls``."""
+    merged: dict[str, Any] = _deep_copy(dict(data or {}))
+    for text in overrides:
+        key, value = parse_override(text)
+        _set_dotted(merged, cls, key, value)
+    return from_dict(cls, merged)
+
+
+def _deep_copy(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _deep_copy(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_deep_copy(v) for v in d]
+    return d
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; an empty file is an empty mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    with path.open() as fh:
+        data = yaml.safe_load(fh)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def load_config(
+    cls: type[C], path: str | Path | None = None, overrides: typing.Iterable[str] = ()
+) -> C:
+    """YAML file (optional) + dotted overrides -> one validated, frozen config object."""
+    data = load_yaml(path) if path else {}
+    return apply_overrides(cls, data, overrides)
+
+
+def replace(cfg: C, **changes: Any) -> C:
+    """``dataclasses.replace`` that re-validates."""
+    new = dataclasses.replace(cfg, **changes)
+    validate(new)
+    return new
+
+
+def diff_from_defaults(cfg: Any) -> list[tuple[str, Any, dataclasses.Field]]:
+    """Fields (dotted key, value, field) whose value differs from the class default, in declaration order."""
+    out: list[tuple[str, Any, dataclasses.Field]] = []
+
+    def walk(obj: Any, prefix: str) -> None:
+        default_obj = type(obj)()
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, prefix + f.name + ".")
+            elif to_dict(value) != to_dict(getattr(default_obj, f.name)):
+                out.append((prefix + f.name, value, f))
+
+    walk(cfg, "")
+    return out
+
+
+def describe(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(key, type, default, help) rows for every field, recursing into sections."""
+    rows = []
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            rows.extend(describe(tp, prefix + f.name + "."))
+            continue
+        if f.default is not _MISSING:
+            default = f.default
+        elif f.default_factory is not _MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        else:
+            default = "(required)"
+        rows.append((prefix + f.name, _type_name(tp), repr(default), f.metadata.get("help", "")))
+    return rows

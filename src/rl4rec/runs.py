@@ -1,0 +1,381 @@
+"""Run directories: resolved config, metrics, log, status and atomic checkpoints; resume after a kill.
+
+Layout of ``<runs_dir>/<experiment>/<run_name>/``::
+
+    config.yaml        resolved config (every field, defaults included)
+    meta.json          name, experiment, tags, description, the config class, creation time
+    status.json        running | finished | failed | stopped (+ pid, times, key metric)
+    metrics.jsonl      one JSON object per logged step
+    run.log            the same lines as the console
+    tensorboard/       event files (when enabled)
+    checkpoints/       step_N.pt, best.pt, last.pt (each written to a temp file, then renamed)
+
+A run whose status says ``running`` but whose process is gone is reported as ``killed``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from rl4rec.config import to_dict
+from rl4rec.naming import run_name
+from rl4rec.seeding import apply_threads, seed_everything
+from rl4rec.tracking import Trackers, read_metrics
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+class RunExistsError(RuntimeError):
+    """The run directory already holds a run and ``resume`` was not requested."""
+
+
+class StopRequested(Exception):
+    """Raised inside the training loop after SIGTERM/SIGINT so the run can save and exit cleanly."""
+
+
+# --------------------------------------------------------------------------- atomic files
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temp file in the same directory, fsync, then ``os.replace``.
+
+    A crash before the rename leaves the previous file intact; readers never see a partial file.
+    """
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``: tensors and plain containers only)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# --------------------------------------------------------------------------- RNG state
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy and torch RNG states as tensors/plain lists (loadable with weights_only)."""
+    py_version, py_state, py_gauss = random.getstate()
+    np_state = np.random.get_state()
+    return {
+        "python": [py_version, list(py_state), py_gauss],
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "torch": torch.get_rng_state(),
+    }
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    version, py_state, gauss = state["python"]
+    random.setstate((version, tuple(py_state), gauss))
+    np_s = state["numpy"]
+    np.random.set_state(
+        ("MT19937", np_s["keys"].numpy().astype(np.uint32), np_s["pos"], np_s["has_gauss"], np_s["cached_gaussian"])
+    )
+    torch.set_rng_state(state["torch"])
+
+
+# --------------------------------------------------------------------------- status
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (killed child not yet reaped) still answers kill(0); check /proc where it exists.
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():
+        try:
+            return stat.read_text().split(")")[-1].split()[0] != "Z"
+        except OSError:
+            return True
+    return True
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    """The run's status, with ``running`` turned into ``killed`` when its process is gone."""
+    path = run_dir / "status.json"
+    if not path.exists():
+        return {"status": "unknown"}
+    status = json.loads(path.read_text())
+    if status.get("status") == "running":
+        same_host = status.get("host") == socket.gethostname()
+        if same_host and not _pid_alive(int(status.get("pid", -1))):
+            status["status"] = "killed"
+    return status
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class Run:
+    """A run directory opened for writing. Use as a context manager around the training loop.
+
+    ``with Run(cfg) as run: ...`` seeds everything, sets threads, writes config/meta/status,
+    attaches a log file, opens trackers and, with ``resume=true``, exposes the last checkpoint as
+    ``run.resume_state``. Leaving the block marks the run finished, failed or stopped.
+    """
+
+    def __init__(self, cfg: Any, *, key_metric: str | None = None):
+        self.cfg = cfg
+        self.name = cfg.run_name or run_name(cfg)
+        self.dir = Path(cfg.runs_dir) / cfg.experiment / self.name
+        self.ckpt_dir = self.dir / CHECKPOINT_DIR
+        self.key_metric = key_metric
+        self.resume_state: dict[str, Any] | None = None
+        self.start_step = 0
+        self._stop = False
+        self._handlers: list[logging.Handler] = []
+        self.trackers: Trackers | None = None
+        self._last_metrics: dict[str, Any] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def __enter__(self) -> Run:
+        cfg = self.cfg
+        existing = read_status(self.dir)["status"] if self.dir.exists() else None
+        if existing not in (None, "unknown") and not cfg.resume:
+            raise RunExistsError(
+                f"run {self.dir} already exists (status: {existing}); pass resume=true to continue it "
+                f"or choose another run_name=..."
+            )
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.ckpt_dir.mkdir(exist_ok=True)
+        self._attach_log_file()
+        apply_threads(cfg.threads)
+        seed_everything(cfg.seed)
+
+        last = self.ckpt_dir / "last.pt"
+        if cfg.resume and last.exists():
+            self.resume_state = load_checkpoint(last)
+            self.start_step = int(self.resume_state["step"])
+            set_rng_state(self.resume_state["rng"])
+            self._truncate_metrics(self.start_step)
+            log.info("resuming %s from step %d", self.name, self.start_step)
+        else:
+            for stale in ("metrics.jsonl",):
+                (self.dir / stale).unlink(missing_ok=True)
+
+        config = to_dict(cfg)
+        atomic_write_text(self.dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        meta = {
+            "name": self.name,
+            "experiment": cfg.experiment,
+            "config_class": f"{type(cfg).__module__}.{type(cfg).__qualname__}",
+            "tags": list(cfg.tags),
+            "description": cfg.description,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "key_metric": self.key_metric,
+        }
+        atomic_write_text(self.dir / "meta.json", json.dumps(meta, indent=2))
+        self._write_status("running")
+        self.trackers = Trackers(
+            self.dir,
+            self.name,
+            cfg.tracking,
+            config,
+            tags=cfg.tags,
+            notes=cfg.description,
+            resume_step=self.start_step if self.resume_state is not None else None,
+        )
+        self._install_signal_handlers()
+        log.info("run %s -> %s", self.name, self.dir)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            status = "finished"
+        elif exc_type in (StopRequested, KeyboardInterrupt):
+            status = "stopped"
+        else:
+            status = "failed"
+            log.error("run %s failed: %s", self.name, exc)
+        if self.trackers is not None:
+            self.trackers.close()
+        extra = {"error": repr(exc)} if status == "failed" else {}
+        self._write_status(status, **extra)
+        self._restore_signal_handlers()
+        for handler in self._handlers:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+        return exc_type is StopRequested  # a clean stop is not an error for the caller
+
+    # -- logging -------------------------------------------------------------------------
+    def _attach_log_file(self) -> None:
+        handler = logging.FileHandler(self.dir / "run.log")
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+        )
+        root = logging.getLogger()
+        root.addHandler(handler)
+        if root.level > logging.INFO or root.level == logging.NOTSET:
+            root.setLevel(logging.INFO)
+        self._handlers.append(handler)
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
+        assert self.trackers is not None, "use Run as a context manager"
+        self.trackers.log(metrics, step)
+        self._last_metrics.update(metrics)
+        self._last_metrics["step"] = step
+
+    # -- status --------------------------------------------------------------------------
+    def _write_status(self, status: str, **extra: Any) -> None:
+        record = {
+            "status": status,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "last_metrics": self._last_metrics,
+            **extra,
+        }
+        atomic_write_text(self.dir / "status.json", json.dumps(record, indent=2))
+
+    def write_result(self, name: str, result: Mapping[str, Any]) -> Path:
+        """A JSON result file in the run directory (e.g. ``test_results.json``)."""
+        path = self.dir / name
+        atomic_write_text(path, json.dumps(dict(result), indent=2))
+        return path
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def save_checkpoint(
+        self, state: Mapping[str, Any], step: int, *, keep: bool = False, best: bool = False
+    ) -> None:
+        """Write ``last.pt`` (always), ``step_<step>.pt`` when ``keep``, ``best.pt`` when ``best``.
+
+        ``state`` holds model/optimizer state dicts and anything else the loop needs to continue;
+        the step and the RNG states are added here so a resumed run continues bit-identically.
+        """
+        payload = {**state, "step": step, "rng": rng_state()}
+        atomic_torch_save(payload, self.ckpt_dir / "last.pt")
+        if keep:
+            atomic_torch_save(payload, self.ckpt_dir / f"step_{step}.pt")
+        if best:
+            atomic_torch_save(payload, self.ckpt_dir / "best.pt")
+        self._write_status("running")
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop metric lines logged after the checkpoint we resume from (they will be redone)."""
+        path = self.dir / "metrics.jsonl"
+        kept = [r for r in read_metrics(path) if r.get("step", 0) <= step]
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+        self._last_metrics = {k: v for r in kept for k, v in r.items() if k != "time"}
+
+    # -- stopping ------------------------------------------------------------------------
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop
+
+    def check_stop(self) -> None:
+        """Call between steps; raises :class:`StopRequested` after SIGTERM so the loop can exit."""
+        if self._stop:
+            raise StopRequested()
+
+    def _install_signal_handlers(self) -> None:
+        self._old_handlers = {}
+
+        def handler(signum, frame):  # noqa: ARG001
+            log.warning("signal %d received: stopping %s after the current step", signum, self.name)
+            self._stop = True
+
+        try:
+            self._old_handlers[signal.SIGTERM] = signal.signal(signal.SIGTERM, handler)
+        except ValueError:  # not in the main thread (e.g. inside a Ray task): no handler
+            pass
+
+    def _restore_signal_handlers(self) -> None:
+        for sig, old in getattr(self, "_old_handlers", {}).items():
+            signal.signal(sig, old)
+
+
+def list_runs(runs_dir: Path, experiment: str | None = None) -> list[dict[str, Any]]:
+    """Every run under ``runs_dir`` (optionally one experiment), with status and last metrics."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.exists():
+        return []
+    experiments = [runs_dir / experiment] if experiment else sorted(p for p in runs_dir.iterdir() if p.is_dir())
+    out = []
+    for exp_dir in experiments:
+        if not exp_dir.is_dir():
+            continue
+        for run_dir in sorted(p for p in exp_dir.iterdir() if (p / "status.json").exists()):
+            status = read_status(run_dir)
+            meta_path = run_dir / "meta.json"
+            meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+            out.append({"experiment": exp_dir.name, "name": run_dir.name, "dir": run_dir, "meta": meta, **status})
+    return out
+
+
+def find_run(runs_dir: Path, name: str) -> Path:
+    """A run directory by path, by ``experiment/name`` or by unique name."""
+    as_path = Path(name)
+    if (as_path / "status.json").exists():
+        return as_path
+    candidates = [r["dir"] for r in list_runs(runs_dir) if r["name"] == name or f"{r['experiment']}/{r['name']}" == name]
+    if not candidates:
+        raise FileNotFoundError(f"no run named {name!r} under {runs_dir}")
+    if len(candidates) > 1:
+        raise FileNotFoundError(
+            f"run name {name!r} is ambiguous: {', '.join(str(c) for c in candidates)}; use EXPERIMENT/NAME"
+        )
+    return candidates[0]
+
+
+def config_of(cfg_cls: type, run_dir: Path) -> Any:
+    """Rebuild a run's config object from its ``config.yaml``."""
+    from rl4rec.config import from_dict, load_yaml
+
+    return from_dict(cfg_cls, load_yaml(run_dir / "config.yaml"))
+
+
+__all__ = [
+    "Run",
+    "RunExistsError",
+    "StopRequested",
+    "atomic_torch_save",
+    "atomic_write_text",
+    "load_checkpoint",
+    "list_runs",
+    "find_run",
+    "read_status",
+    "config_of",
+    "dataclasses",
+]

@@ -1,0 +1,168 @@
+"""Metric sinks. ``metrics.jsonl`` is always written; TensorBoard, W&B and SwanLab are adapters.
+
+Trackers are chosen by ``tracking.backends`` in the config and never by environment variables.
+W&B and SwanLab run offline by default (no network call); their packages are optional extras.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rl4rec.common import TrackingConfig
+
+
+def _check_keys(metrics: Mapping[str, Any]) -> None:
+    for key in metrics:
+        if "/" not in key:
+            raise ValueError(
+                f"metric key {key!r} has no namespace; use e.g. 'train/{key}', 'eval/{key}', 'perf/{key}'"
+            )
+
+
+class JsonlTracker:
+    """One JSON object per line: ``{"step": N, "time": t, "<ns>/<name>": value, ...}``."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = path.open("a", buffering=1)
+
+    def log(self, metrics: Mapping[str, Any], step: int) -> None:
+        record = {"step": step, "time": round(time.time(), 3)}
+        for key, value in metrics.items():
+            value = float(value) if hasattr(value, "__float__") and not isinstance(value, (int, bool)) else value
+            record[key] = None if isinstance(value, float) and not math.isfinite(value) else value
+        self._fh.write(json.dumps(record) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class TensorBoardTracker:
+    """Event files under ``<run>/tensorboard``; ``purge_step`` drops events past a resumed step."""
+
+    def __init__(self, logdir: Path, purge_step: int | None = None, text: str = ""):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(logdir), purge_step=purge_step)
+        if text:
+            self.writer.add_text("run/description", text, global_step=purge_step or 0)
+
+    def log(self, metrics: Mapping[str, Any], step: int) -> None:
+        for key, value in metrics.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.writer.add_scalar(key, value, global_step=step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _optional(module: str, extra: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        raise RuntimeError(
+            f"tracking.backends includes {module!r} but it is not installed; "
+            f"install it with: pip install 'rl4rec[{extra}]'"
+        ) from err
+
+
+class WandbTracker:
+    def __init__(self, run_dir: Path, name: str, cfg: TrackingConfig, config: dict, tags, notes: str):
+        wandb = _optional("wandb", "wandb")
+        self.run = wandb.init(
+            project=cfg.project,
+            name=name,
+            id=name[:128].replace("/", "-"),
+            resume="allow",
+            dir=str(run_dir),
+            mode=cfg.mode,
+            config=config,
+            tags=list(tags),
+            notes=notes,
+        )
+
+    def log(self, metrics: Mapping[str, Any], step: int) -> None:
+        self.run.log(dict(metrics), step=step)
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+class SwanLabTracker:
+    def __init__(self, run_dir: Path, name: str, cfg: TrackingConfig, config: dict, tags, notes: str):
+        swanlab = _optional("swanlab", "swanlab")
+        mode = "local" if cfg.mode == "offline" else "cloud"
+        self.swanlab = swanlab
+        self.run = swanlab.init(
+            project=cfg.project,
+            experiment_name=name,
+            description=notes or None,  # swanlab rejects an empty string
+            config=config,
+            tags=list(tags),
+            logdir=str(run_dir / "swanlab"),
+            mode=mode,
+        )
+
+    def log(self, metrics: Mapping[str, Any], step: int) -> None:
+        self.swanlab.log(dict(metrics), step=step)
+
+    def close(self) -> None:
+        self.swanlab.finish()
+
+
+class Trackers:
+    """Fan-out to every configured tracker; JSONL first so nothing is lost if an adapter fails."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        name: str,
+        cfg: TrackingConfig,
+        config: dict,
+        tags=(),
+        notes: str = "",
+        resume_step: int | None = None,
+    ):
+        self.cfg = cfg
+        self.sinks: list[Any] = [JsonlTracker(run_dir / "metrics.jsonl")]
+        for backend in cfg.backends:
+            if backend == "tensorboard":
+                purge = resume_step + 1 if resume_step is not None else None
+                self.sinks.append(TensorBoardTracker(run_dir / "tensorboard", purge, notes))
+            elif backend == "wandb":
+                self.sinks.append(WandbTracker(run_dir, name, cfg, config, tags, notes))
+            elif backend == "swanlab":
+                self.sinks.append(SwanLabTracker(run_dir, name, cfg, config, tags, notes))
+            else:  # validated by the config's Literal type; kept as a guard
+                raise ValueError(f"unknown tracker {backend!r}")
+
+    def log(self, metrics: Mapping[str, Any], step: int) -> None:
+        _check_keys(metrics)
+        for sink in self.sinks:
+            sink.log(metrics, step)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """All records of a ``metrics.jsonl``; a torn last line (killed mid-write) is ignored."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records

@@ -1,0 +1,58 @@
+"""W&B and SwanLab adapters run offline (no network) and receive the run's name and metrics."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from rl4rec.config import apply_overrides
+from rl4rec.smoke import SmokeConfig, train_smoke
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a non-local connection fails the test."""
+    real = socket.socket.connect
+
+    def guarded(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and not (host.startswith("127.") or host in ("localhost", "::1") or host.startswith("/")):
+            raise AssertionError(f"network call to {address} during an offline run")
+        return real(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    for var in ("WANDB_API_KEY", "WANDB_MODE", "SWANLAB_API_KEY", "SWANLAB_MODE"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_wandb_offline(tmp_path, no_network):
+    pytest.importorskip("wandb", reason="install rl4rec[wandb]")
+    cfg = apply_overrides(
+        SmokeConfig, {}, [f"runs_dir={tmp_path}", "steps=10", "eval_every=5", "progress=false", "tracking.backends=[wandb]", "tags=[a, b]"]
+    )
+    train_smoke(cfg)
+    run_dir = next((tmp_path / "smoke").iterdir())
+    offline = list((run_dir / "wandb").glob("offline-run-*"))
+    assert offline, os.listdir(run_dir / "wandb")
+    assert any(p.suffix == ".wandb" for p in offline[0].iterdir())
+
+
+def test_swanlab_offline(tmp_path, no_network):
+    pytest.importorskip("swanlab", reason="install rl4rec[swanlab]")
+    cfg = apply_overrides(
+        SmokeConfig, {}, [f"runs_dir={tmp_path}", "steps=10", "eval_every=5", "progress=false", "tracking.backends=[swanlab]"]
+    )
+    train_smoke(cfg)
+    run_dir = next((tmp_path / "smoke").iterdir())
+    assert any((run_dir / "swanlab").rglob("*")), "swanlab wrote its local logs"
+
+
+def test_missing_tracker_package_is_a_clear_error(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "wandb", None)  # makes `import wandb` fail as if not installed
+    cfg = apply_overrides(SmokeConfig, {}, [f"runs_dir={tmp_path}", "steps=2", "progress=false", "tracking.backends=[wandb]"])
+    with pytest.raises(RuntimeError, match=r"pip install 'rl4rec\[wandb\]'"):
+        train_smoke(cfg)
