@@ -1,0 +1,302 @@
+"""``rl4rec report EXPERIMENT``: tables with mean ± 95% t-CI over seeds, Welch tests, curves, parameters.
+
+Outputs ``REPORT.md`` and a self-contained ``report.html`` (plots embedded) in
+``<runs_dir>/<experiment>/report/``, plus the learning-curve PNGs. Runs are grouped by the sweep
+manifest (method x grid point) when there is one, otherwise by run name without the seed.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rl4rec.metrics.stats import mean_ci, welch_ttest
+from rl4rec.runs import list_runs
+from rl4rec.tracking import read_metrics
+
+RESULT_FILES = ("test_results.json", "results.json")
+LOWER_IS_BETTER = re.compile(r"(loss|mse|error|invalid|duplicate|perplexity|time|seconds)", re.I)
+SIGNIFICANCE = 0.05
+
+
+@dataclass
+class RunRecord:
+    name: str
+    method: str
+    column: str
+    seed: int
+    status: str
+    results: dict[str, float]
+    config: dict[str, Any]
+    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def _numeric(d: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in _flatten(d).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def collect(exp_dir: Path) -> tuple[list[RunRecord], dict[str, Any]]:
+    """Every run of an experiment with its group (method, column), final results and eval curves."""
+    manifest_path = exp_dir / "sweep.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    columns = tuple(manifest.get("sweep", {}).get("report_columns", ()))
+    by_name = {r["name"]: r for r in manifest.get("runs", [])}
+    records = []
+    for run in list_runs(exp_dir.parent, exp_dir.name):
+        run_dir: Path = run["dir"]
+        config = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").exists() else {}
+        entry = by_name.get(run["name"])
+        if manifest and entry is None:
+            continue  # a run of this experiment that is not part of the sweep
+        if entry:
+            rows = {k: v for k, v in entry["point"].items() if k not in columns}
+            method = entry["method"] + "".join(f" {k}={v}" for k, v in rows.items())
+            column = " ".join(f"{entry['point'][k]}" for k in columns) or "all"
+            seed = int(entry["seed"])
+        else:
+            method = re.sub(r"_seed\d+$", "", run["name"])
+            column, seed = "all", int(config.get("seed", 0))
+        results: dict[str, float] = {}
+        for fname in RESULT_FILES:
+            if (run_dir / fname).exists():
+                results = _numeric(json.loads((run_dir / fname).read_text()))
+                break
+        curves: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for rec in read_metrics(run_dir / "metrics.jsonl"):
+            for key, value in rec.items():
+                if key.startswith(("eval/", "val/")) and isinstance(value, (int, float)):
+                    curves[key].append((int(rec["step"]), float(value)))
+        records.append(RunRecord(run["name"], method, column, seed, run["status"], results, _flatten(config), dict(curves)))
+    order = {r["name"]: i for i, r in enumerate(manifest.get("runs", []))}
+    records.sort(key=lambda r: order.get(r.name, len(order)))  # the sweep file's order of methods
+    return records, manifest
+
+
+def _cell_order(records: list[RunRecord]) -> tuple[list[str], list[str]]:
+    methods, columns = [], []
+    for r in records:
+        if r.method not in methods:
+            methods.append(r.method)
+        if r.column not in columns:
+            columns.append(r.column)
+    return methods, columns
+
+
+def metric_table(records: list[RunRecord], metric: str) -> dict[str, Any]:
+    """Per (method, column): values over seeds, mean ± CI, best per column, Welch p vs the best."""
+    methods, columns = _cell_order(records)
+    lower = bool(LOWER_IS_BETTER.search(metric))
+    values: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in records:
+        if metric in r.results and math.isfinite(r.results[metric]):
+            values[(r.method, r.column)].append(r.results[metric])
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    for col in columns:
+        present = [m for m in methods if values.get((m, col))]
+        if not present:
+            continue
+        means = {m: sum(values[(m, col)]) / len(values[(m, col)]) for m in present}
+        best = (min if lower else max)(present, key=lambda m: means[m])
+        pvals = {m: welch_ttest(values[(best, col)], values[(m, col)])[1] for m in present if m != best}
+        best_significant = bool(pvals) and all(p < SIGNIFICANCE for p in pvals.values())
+        for m in present:
+            cells[(m, col)] = {
+                "ci": mean_ci(values[(m, col)]),
+                "values": values[(m, col)],
+                "best": m == best,
+                "dagger": m == best and best_significant,
+                "p_vs_best": pvals.get(m),
+            }
+    return {"metric": metric, "methods": methods, "columns": columns, "cells": cells, "lower_is_better": lower}
+
+
+def parameters(
+    records: list[RunRecord], columns: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Config keys shared by every run, and per method the keys whose values differ between runs.
+
+    ``columns`` (the report's column keys, e.g. env) are left out: the table headers show them.
+    """
+    ignore = ("seed", "run_name", "resume", "progress", *columns)
+    keys = sorted({k for r in records for k in r.config})
+    shared, differing = {}, []
+    for k in keys:
+        if k in ignore:
+            continue
+        vals = {json.dumps(r.config.get(k), sort_keys=True) for r in records}
+        if len(vals) == 1:
+            shared[k] = records[0].config.get(k)
+        else:
+            differing.append(k)
+    per_method: dict[str, dict[str, Any]] = {}
+    for r in records:
+        row = per_method.setdefault(r.method, {})
+        for k in differing:
+            v = r.config.get(k)
+            if k in row and row[k] != v:
+                row[k] = "varies"
+            else:
+                row.setdefault(k, v)
+    return shared, per_method
+
+
+def plot_curves(records: list[RunRecord], out_dir: Path) -> list[Path]:
+    """One PNG per (curve metric, column): mean over seeds with a 95% t-CI band, per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    methods, columns = _cell_order(records)
+    keys = sorted({k for r in records for k in r.curves})
+    paths = []
+    for key in keys:
+        for col in columns:
+            fig, ax = plt.subplots(figsize=(6, 3.6))
+            drawn = False
+            for m in methods:
+                series = [dict(r.curves[key]) for r in records if r.method == m and r.column == col and key in r.curves]
+                if not series:
+                    continue
+                steps = sorted(set.intersection(*(set(s) for s in series)))
+                if not steps:
+                    continue
+                stats = [mean_ci([s[t] for s in series]) for t in steps]
+                mean = np.array([s.mean for s in stats])
+                half = np.array([0.0 if not math.isfinite(s.half_width) else s.half_width for s in stats])
+                ax.plot(steps, mean, label=f"{m} (n={len(series)})")
+                ax.fill_between(steps, mean - half, mean + half, alpha=0.2)
+                drawn = True
+            if not drawn:
+                plt.close(fig)
+                continue
+            ax.set_xlabel("step")
+            ax.set_ylabel(key)
+            ax.set_title(f"{key} — {col}")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+            fig.tight_layout()
+            path = out_dir / f"curve_{re.sub(r'[^A-Za-z0-9]+', '_', key)}_{re.sub(r'[^A-Za-z0-9]+', '_', col)}.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            paths.append(path)
+    return paths
+
+
+def _cell_text(cell: dict[str, Any] | None, markdown: bool) -> str:
+    if cell is None:
+        return "—"
+    text = f"{cell['ci'].format()} (n={cell['ci'].n})"
+    if cell["dagger"]:
+        text += " †"
+    if cell["best"]:
+        text = f"**{text}**" if markdown else f"<b>{html.escape(text)}</b>"
+    elif not markdown:
+        text = html.escape(text)
+    return text
+
+
+def build_report(runs_dir: Path, experiment: str, metrics: list[str] | None = None) -> tuple[Path, Path]:
+    exp_dir = Path(runs_dir) / experiment
+    if not exp_dir.is_dir():
+        raise FileNotFoundError(f"no experiment directory {exp_dir}")
+    records, manifest = collect(exp_dir)
+    if not records:
+        raise FileNotFoundError(f"no runs in {exp_dir}")
+    out_dir = exp_dir / "report"
+    out_dir.mkdir(exist_ok=True)
+    wanted = metrics or list(manifest.get("sweep", {}).get("report_metrics", ())) or sorted({k for r in records for k in r.results})
+    tables = [metric_table(records, m) for m in wanted]
+    shared, per_method = parameters(records, tuple(manifest.get("sweep", {}).get("report_columns", ())))
+    pngs = plot_curves(records, out_dir)
+    status_counts: dict[str, int] = defaultdict(int)
+    for r in records:
+        status_counts[r.status] += 1
+
+    md = [f"# Report: {experiment}", ""]
+    md.append("Runs: " + ", ".join(f"{n} {s}" for s, n in sorted(status_counts.items())) + ".")
+    md.append(
+        "Cells: mean ± 95% Student-t half-width over seeds (n). **Bold**: best per column; "
+        f"†: best is better than every other method by Welch's t-test (p < {SIGNIFICANCE})."
+    )
+    for t in tables:
+        md += ["", f"## {t['metric']}" + (" (lower is better)" if t["lower_is_better"] else ""), ""]
+        md.append("| method | " + " | ".join(t["columns"]) + " |")
+        md.append("|---|" + "---|" * len(t["columns"]))
+        for m in t["methods"]:
+            md.append(f"| {m} | " + " | ".join(_cell_text(t["cells"].get((m, c)), True) for c in t["columns"]) + " |")
+        pv = [(m, c, t["cells"][(m, c)]["p_vs_best"]) for m in t["methods"] for c in t["columns"] if t["cells"].get((m, c), {}).get("p_vs_best") is not None]
+        if pv:
+            md += ["", "Welch p-value vs the best method of the column: " + "; ".join(f"{m} @ {c}: {p:.3g}" for m, c, p in pv)]
+    md += ["", "## Parameters that differ between methods", ""]
+    diff_keys = sorted({k for row in per_method.values() for k in row})
+    if diff_keys:
+        md.append("| method | " + " | ".join(diff_keys) + " |")
+        md.append("|---|" + "---|" * len(diff_keys))
+        for m, row in per_method.items():
+            md.append(f"| {m} | " + " | ".join(str(row.get(k, "")) for k in diff_keys) + " |")
+    md += ["", "## Parameters shared by all runs", "", "| key | value |", "|---|---|"]
+    md += [f"| {k} | {v} |" for k, v in shared.items()]
+    if pngs:
+        md += ["", "## Learning curves", ""] + [f"![{p.stem}]({p.name})" for p in pngs]
+    md_path = out_dir / "REPORT.md"
+    md_path.write_text("\n".join(md) + "\n")
+
+    html_path = out_dir / "report.html"
+    html_path.write_text(_html(experiment, md, tables, per_method, diff_keys, shared, pngs))
+    return md_path, html_path
+
+
+def _html(experiment, md, tables, per_method, diff_keys, shared, pngs) -> str:
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(experiment)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}"
+        "th{background:#f3f3f3}</style></head><body>",
+        f"<h1>Report: {html.escape(experiment)}</h1>",
+        f"<p>{html.escape(md[2])}</p><p>{html.escape(md[3])}</p>",
+    ]
+    for t in tables:
+        parts.append(f"<h2>{html.escape(t['metric'])}</h2><table><tr><th>method</th>")
+        parts += [f"<th>{html.escape(c)}</th>" for c in t["columns"]] + ["</tr>"]
+        for m in t["methods"]:
+            parts.append(f"<tr><td>{html.escape(m)}</td>")
+            parts += [f"<td>{_cell_text(t['cells'].get((m, c)), False)}</td>" for c in t["columns"]] + ["</tr>"]
+        parts.append("</table>")
+    if diff_keys:
+        parts.append("<h2>Parameters that differ between methods</h2><table><tr><th>method</th>")
+        parts += [f"<th>{html.escape(k)}</th>" for k in diff_keys] + ["</tr>"]
+        for m, row in per_method.items():
+            parts.append(f"<tr><td>{html.escape(m)}</td>" + "".join(f"<td>{html.escape(str(row.get(k, '')))}</td>" for k in diff_keys) + "</tr>")
+        parts.append("</table>")
+    parts.append("<h2>Parameters shared by all runs</h2><table>")
+    parts += [f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in shared.items()]
+    parts.append("</table>")
+    if pngs:
+        parts.append("<h2>Learning curves</h2>")
+        for p in pngs:
+            data = base64.b64encode(p.read_bytes()).decode()
+            parts.append(f"<img alt='{html.escape(p.stem)}' src='data:image/png;base64,{data}'>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

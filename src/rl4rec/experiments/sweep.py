@@ -1,0 +1,267 @@
+"""Sweeps: a base config x named methods x a grid of overrides x seeds, run locally or on Ray.
+
+A sweep file (YAML) is a :class:`SweepConfig`. Every member run is an ordinary run directory
+under ``<runs_dir>/<experiment>/`` named from its config, so a sweep is resumable by construction:
+finished runs are skipped, killed or stopped ones continue from ``last`` (members always run with
+``resume=true``), and a failing run is retried up to ``max_retries`` times and then reported —
+it never stops the others. ``sweep.json`` in the experiment directory records which method, grid
+point and seed each run is, for reports.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from rl4rec.config import ConfigError, apply_overrides, field, load_yaml, to_dict
+from rl4rec.naming import run_name
+from rl4rec.runs import atomic_write_text, read_status
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A sweep: which task, which base config, which methods, grid and seeds, and where to run."""
+
+    experiment: str = field("", "experiment name (the runs' directory under runs_dir); required")
+    task: str = field("smoke", "pipeline to run (see rl4rec.experiments.tasks), e.g. slate.train")
+    base: str = field("", "base YAML config of every run (relative paths are relative to the sweep file)")
+    overrides: tuple[str, ...] = field((), "key=value overrides applied to every run")
+    methods: dict[str, tuple[str, ...]] = field({}, "named override sets: one row per method in reports")
+    grid: dict[str, tuple[Any, ...]] = field({}, "config key -> values; the runs take every combination")
+    seeds: tuple[int, ...] = field((0,), "seeds; every method x grid point runs once per seed")
+    backend: Literal["local", "ray"] = field("local", "local worker processes or Ray tasks")
+    workers: int = field(0, "parallel runs (0 = number of cores); each run uses threads_per_run threads", ge=0)
+    threads_per_run: int = field(1, "torch threads of each run (1: no oversubscription on small machines)", ge=1)
+    max_retries: int = field(1, "re-launch a failing run this many times (it resumes from 'last')", ge=0)
+    ray_address: str = field("", "Ray cluster address ('' starts a local Ray instance; 'auto' joins a running one)")
+    ray_object_store_mb: int = field(256, "object store size of a local Ray instance, MB (small machines)", ge=64)
+    runs_dir: str = field("runs", "root directory of all runs")
+    report_columns: tuple[str, ...] = field((), "grid keys shown as table columns in reports (e.g. env); others form rows")
+    report_metrics: tuple[str, ...] = field((), "result keys to tabulate (empty: every numeric result)")
+
+    def check(self) -> None:
+        if not self.experiment:
+            raise ConfigError("experiment: a sweep needs an experiment name")
+        missing = [k for k in self.report_columns if k not in self.grid]
+        if missing:
+            raise ConfigError(f"report_columns: {missing} are not grid keys ({list(self.grid)})")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds: duplicates in {list(self.seeds)}")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One run of a sweep: its identity in the sweep and its full config mapping."""
+
+    name: str
+    method: str
+    point: dict[str, Any]
+    seed: int
+    config: dict[str, Any]
+
+    @property
+    def run_dir_parts(self) -> tuple[str, str]:
+        return self.config["experiment"], self.name
+
+
+def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[SweepConfig, Path]:
+    path = Path(path)
+    cfg = apply_overrides(SweepConfig, load_yaml(path), overrides)
+    return cfg, path.parent
+
+
+def expand(sweep: SweepConfig, base_dir: Path = Path(".")) -> list[Member]:
+    """Every member run, in a stable order (method, grid point, seed)."""
+    from rl4rec.experiments.tasks import get_task
+
+    cfg_cls, _ = get_task(sweep.task)
+    base: dict[str, Any] = {}
+    if sweep.base:
+        base_path = Path(sweep.base)
+        base = load_yaml(base_path if base_path.is_absolute() else base_dir / base_path)
+    methods = dict(sweep.methods) or {"default": ()}
+    keys = list(sweep.grid)
+    points = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(sweep.grid[k] for k in keys))]
+    members, seen = [], {}
+    for method, method_overrides in methods.items():
+        for point in points:
+            for seed in sweep.seeds:
+                grid_overrides = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in point.items()]
+                fixed = [
+                    f"experiment={sweep.experiment}",
+                    f"runs_dir={sweep.runs_dir}",
+                    f"seed={seed}",
+                    f"threads={sweep.threads_per_run}",
+                    "progress=false",
+                    "resume=true",
+                ]
+                try:
+                    cfg = apply_overrides(cfg_cls, base, [*sweep.overrides, *method_overrides, *grid_overrides, *fixed])
+                except ConfigError as err:
+                    raise ConfigError(f"sweep method {method!r}, point {point}: {err}") from err
+                name = cfg.run_name or run_name(cfg)
+                if name in seen:
+                    raise ConfigError(
+                        f"methods {seen[name]!r} and {method!r} produce the same run {name!r}; "
+                        "give them different overrides"
+                    )
+                seen[name] = method
+                members.append(Member(name, method, point, seed, to_dict(cfg)))
+    return members
+
+
+def write_manifest(sweep: SweepConfig, members: list[Member]) -> Path:
+    exp_dir = Path(sweep.runs_dir) / sweep.experiment
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "sweep": to_dict(sweep),
+        "runs": [{"name": m.name, "method": m.method, "point": m.point, "seed": m.seed} for m in members],
+    }
+    path = exp_dir / "sweep.json"
+    atomic_write_text(path, json.dumps(manifest, indent=2))
+    return path
+
+
+def _status(sweep: SweepConfig, member: Member) -> str:
+    run_dir = Path(sweep.runs_dir) / sweep.experiment / member.name
+    return read_status(run_dir)["status"] if run_dir.exists() else "pending"
+
+
+# --------------------------------------------------------------------------- local backend
+
+
+def _run_local(sweep: SweepConfig, todo: list[Member], workers: int) -> dict[str, str]:
+    """Run members as worker subprocesses, ``workers`` at a time; returns name -> outcome."""
+    from rl4rec.progress import track
+
+    spec_dir = Path(sweep.runs_dir) / sweep.experiment / ".sweep"
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    queue = [(m, 0) for m in todo]
+    running: dict[str, tuple[subprocess.Popen, Member, int, Any]] = {}
+    outcome: dict[str, str] = {}
+    env = {**os.environ, "OMP_NUM_THREADS": str(sweep.threads_per_run), "PYTHONUNBUFFERED": "1"}
+    done_iter = iter(track(range(len(todo)), desc=f"sweep {sweep.experiment}", unit="run"))
+
+    def launch(member: Member, attempt: int) -> None:
+        spec = spec_dir / f"{member.name}.json"
+        atomic_write_text(spec, json.dumps({"task": sweep.task, "config": member.config}))
+        out = (spec_dir / f"{member.name}.out").open("a")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rl4rec.experiments.worker", str(spec)], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+        running[member.name] = (proc, member, attempt, out)
+
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                member, attempt = queue.pop(0)
+                launch(member, attempt)
+            time.sleep(0.2)
+            for name, (proc, member, attempt, out) in list(running.items()):
+                code = proc.poll()
+                if code is None:
+                    continue
+                out.close()
+                del running[name]
+                status = _status(sweep, member)
+                if code == 0 and status in ("finished", "stopped"):
+                    outcome[name] = status
+                    next(done_iter, None)
+                elif attempt < sweep.max_retries:
+                    log.warning("run %s exited with %s (status %s); retry %d/%d", name, code, status, attempt + 1, sweep.max_retries)
+                    queue.append((member, attempt + 1))
+                else:
+                    outcome[name] = f"failed (exit {code}; log: {spec_dir / (name + '.out')})"
+                    log.error("run %s failed after %d attempt(s)", name, attempt + 1)
+                    next(done_iter, None)
+    finally:
+        for proc, *_ in running.values():  # the driver itself was interrupted: stop children cleanly
+            proc.terminate()
+    return outcome
+
+
+# --------------------------------------------------------------------------- ray backend
+
+
+def _run_ray(sweep: SweepConfig, todo: list[Member], workers: int) -> dict[str, str]:
+    try:
+        import ray
+    except ModuleNotFoundError as err:
+        raise RuntimeError("backend=ray needs Ray: pip install 'rl4rec[ray]'") from err
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        if sweep.ray_address:
+            ray.init(address=sweep.ray_address, log_to_driver=False)
+        else:
+            ray.init(
+                num_cpus=workers,
+                object_store_memory=sweep.ray_object_store_mb * 1024 * 1024,
+                include_dashboard=False,
+                log_to_driver=False,
+            )
+
+    @ray.remote(num_cpus=sweep.threads_per_run, max_retries=0)
+    def run_member(spec: dict[str, Any]) -> str:
+        import torch
+
+        from rl4rec.experiments.worker import run_spec
+
+        torch.set_num_threads(spec["config"]["threads"])
+        run_spec(spec)
+        return "ok"
+
+    outcome: dict[str, str] = {}
+    attempts = {m.name: 0 for m in todo}
+    pending = {run_member.remote({"task": sweep.task, "config": m.config}): m for m in todo}
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            member = pending.pop(ready[0])
+            try:
+                ray.get(ready[0])
+                outcome[member.name] = _status(sweep, member)
+            except Exception as err:  # noqa: BLE001 - any task error is retried, then reported
+                if attempts[member.name] < sweep.max_retries:
+                    attempts[member.name] += 1
+                    log.warning("run %s failed (%s); retry %d", member.name, err, attempts[member.name])
+                    pending[run_member.remote({"task": sweep.task, "config": member.config})] = member
+                else:
+                    outcome[member.name] = f"failed ({type(err).__name__}: {err})"
+    finally:
+        if started_here:
+            ray.shutdown()
+    return outcome
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def run_sweep(sweep: SweepConfig, base_dir: Path = Path(".")) -> dict[str, str]:
+    """Run what is missing; returns run name -> outcome (finished / stopped / skipped / failed ...)."""
+    members = expand(sweep, base_dir)
+    write_manifest(sweep, members)
+    outcome = {m.name: "skipped (finished)" for m in members if _status(sweep, m) == "finished"}
+    todo = [m for m in members if m.name not in outcome]
+    workers = sweep.workers or (os.cpu_count() or 1)
+    log.info(
+        "sweep %s: %d runs, %d finished, %d to run on %s (%d workers)",
+        sweep.experiment, len(members), len(outcome), len(todo), sweep.backend, workers,
+    )
+    if todo:
+        runner = _run_local if sweep.backend == "local" else _run_ray
+        outcome.update(runner(sweep, todo, workers))
+    failed = [n for n, o in outcome.items() if o.startswith("failed")]
+    if failed:
+        log.error("%d run(s) failed: %s", len(failed), ", ".join(failed))
+    return outcome

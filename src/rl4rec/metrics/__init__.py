@@ -1,0 +1,1 @@
+"""Metrics shared by the whole package: ranking metrics and statistics across seeds."""
