@@ -54,6 +54,19 @@ def _numeric(d: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in _flatten(d).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+_PER_SEED = re.compile(r"^(?P<key>.+)_per_seed\.(?P<seed>\d+)$")
+
+
+def _per_seed(results: dict[str, float]) -> dict[int, dict[str, float]]:
+    """``{"test/return_per_seed.7": x}`` -> ``{7: {"test/return": x}}`` (batched-seed runs)."""
+    out: dict[int, dict[str, float]] = {}
+    for key, value in results.items():
+        m = _PER_SEED.match(key)
+        if m:
+            out.setdefault(int(m["seed"]), {})[m["key"]] = value
+    return out
+
+
 def collect(exp_dir: Path) -> tuple[list[RunRecord], dict[str, Any]]:
     """Every run of an experiment with its group (method, column), final results and eval curves."""
     manifest_path = exp_dir / "sweep.json"
@@ -80,6 +93,11 @@ def collect(exp_dir: Path) -> tuple[list[RunRecord], dict[str, Any]]:
             if (run_dir / fname).exists():
                 results = _numeric(json.loads((run_dir / fname).read_text()))
                 break
+        per_seed = _per_seed(results)
+        if per_seed:  # one run that trained several seeds at once: one record per seed
+            for sd, res in per_seed.items():
+                records.append(RunRecord(f"{run['name']}#{sd}", method, column, sd, run["status"], res, _flatten(config), {}))
+            continue
         curves: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for rec in read_metrics(run_dir / "metrics.jsonl"):
             for key, value in rec.items():

@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 TASKS: dict[str, tuple[str, str]] = {
     "smoke": ("rl4rec.smoke:SmokeConfig", "rl4rec.smoke:train_smoke"),
+    "slate.train": ("rl4rec.slate.train:SlateTrainConfig", "rl4rec.slate.train:train_slate"),
+    "slate.pretrain": ("rl4rec.slate.pretrain:SlatePretrainConfig", "rl4rec.slate.pretrain:pretrain_ranker"),
 }
 
 

@@ -1,0 +1,71 @@
+"""Replay buffer of whole trajectories (spec §7.2), one independent FIFO per ensemble member.
+
+Stores observations o_0..o_{T-1} (reset observation + the first T-1 step observations), actions,
+the clicks each action received, rewards and, for SlateQ, the per-turn user vectors after influence. Capacity and batch size count
+trajectories (paper: 10,000 and 20). Sampling is uniform without replacement, per member.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+
+class TrajectoryBuffer:
+    def __init__(
+        self,
+        num_members: int,
+        capacity: int,
+        horizon: int,
+        rec_size: int,
+        action_shape: Sequence[int],
+        action_dtype: torch.dtype = torch.float32,
+        user_dim: int = 0,
+    ):
+        s, c, t = num_members, capacity, horizon
+        self.capacity, self.horizon = capacity, horizon
+        self.slates = torch.zeros(s, c, t, rec_size, dtype=torch.int16)
+        self.clicks = torch.zeros(s, c, t, rec_size, dtype=torch.uint8)
+        self.step_clicks = torch.zeros(s, c, t, rec_size, dtype=torch.uint8)
+        self.actions = torch.zeros(s, c, t, *action_shape, dtype=action_dtype)
+        self.rewards = torch.zeros(s, c, t)
+        self.users = torch.zeros(s, c, t, user_dim) if user_dim else None
+        self.size = 0
+        self._next = 0
+
+    def add(self, slates, clicks, actions, rewards, step_clicks, users=None) -> None:
+        """One trajectory per member: observations (S, T, K) x2, actions (S, T, *A), rewards (S, T),
+        the clicks each action received (S, T, K) [, user vectors after each turn (S, T, D)]."""
+        i = self._next
+        self.slates[:, i] = slates.to(torch.int16)
+        self.clicks[:, i] = clicks.to(torch.uint8)
+        self.step_clicks[:, i] = step_clicks.to(torch.uint8)
+        self.actions[:, i] = actions
+        self.rewards[:, i] = rewards
+        if self.users is not None:
+            self.users[:, i] = users
+        self._next = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """``batch`` distinct trajectories per member -> tensors shaped (S, batch, T, ...)."""
+        if self.size < batch:
+            raise ValueError(f"buffer holds {self.size} trajectories, fewer than the batch of {batch}")
+        s = self.slates.shape[0]
+        idx = torch.rand(s, self.size, generator=generator).argsort(dim=1)[:, :batch]  # per-member permutation
+
+        def take(x: torch.Tensor) -> torch.Tensor:
+            index = idx.view(s, batch, *([1] * (x.dim() - 2))).expand(s, batch, *x.shape[2:])
+            return torch.gather(x, 1, index)
+
+        out = {
+            "slates": take(self.slates).long(),
+            "clicks": take(self.clicks).float(),
+            "step_clicks": take(self.step_clicks).float(),
+            "actions": take(self.actions),
+            "rewards": take(self.rewards),
+        }
+        if self.users is not None:
+            out["users"] = take(self.users)
+        return out

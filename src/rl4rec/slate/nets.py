@@ -1,0 +1,139 @@
+"""Ensembles of small networks with a leading seed dimension S: N seeds train in one process.
+
+The paper protocol needs 10 seeds per cell; with one network per seed the per-step cost is
+dominated by Python and kernel-launch overhead of tiny matmuls. Stacking the S seeds' weights
+and using batched matmuls (``baddbmm``) makes S seeds cost little more than one. Every module
+takes and returns tensors shaped ``(S, batch, ...)``; member ``s`` is initialised from its own
+seed, as ``nn.Linear`` would be, so an ensemble of one is an ordinary network.
+
+We write these by hand rather than use ``torch.func.stack_module_state`` + ``vmap`` because the
+GRU belief encoder (``nn.GRU``) is not vmappable and the whole agent should share one layout.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+def _uniform(shape: Sequence[int], bound: float, gens: list[torch.Generator]) -> torch.Tensor:
+    return torch.stack([(torch.rand(*shape, generator=g) * 2 - 1) * bound for g in gens])
+
+
+def member_generators(seeds: Sequence[int], salt: str) -> list[torch.Generator]:
+    """One generator per ensemble member, keyed by (seed, salt) so each module differs."""
+    out = []
+    for seed in seeds:
+        g = torch.Generator()
+        g.manual_seed((int(seed) * 1_000_003 + sum(ord(c) * 31**i for i, c in enumerate(salt))) % (2**63 - 1))
+        out.append(g)
+    return out
+
+
+class EnsembleLinear(nn.Module):
+    """S independent ``Linear(in, out)`` layers applied to (S, B, in) in one ``baddbmm``."""
+
+    def __init__(self, seeds: Sequence[int], in_dim: int, out_dim: int, salt: str):
+        super().__init__()
+        gens = member_generators(seeds, salt)
+        bound = 1.0 / math.sqrt(in_dim)  # nn.Linear's default (kaiming_uniform with a=sqrt(5))
+        self.weight = nn.Parameter(_uniform((in_dim, out_dim), bound, gens))
+        self.bias = nn.Parameter(_uniform((1, out_dim), bound, gens))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        flat = x.reshape(shape[0], -1, shape[-1])
+        out = torch.baddbmm(self.bias, flat, self.weight)
+        return out.reshape(*shape[:-1], out.shape[-1])
+
+
+class EnsembleMLP(nn.Module):
+    """in -> hidden... -> out with ReLU between layers (linear output), per ensemble member."""
+
+    def __init__(self, seeds: Sequence[int], in_dim: int, hidden: Sequence[int], out_dim: int, salt: str):
+        super().__init__()
+        dims = [in_dim, *hidden, out_dim]
+        self.layers = nn.ModuleList(
+            EnsembleLinear(seeds, a, b, f"{salt}/{i}") for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = torch.relu(x)
+        return x
+
+
+class EnsembleEmbedding(nn.Module):
+    """S item tables (S, N, D), initialised N(0, 1) like ``nn.Embedding``."""
+
+    def __init__(self, seeds: Sequence[int], num: int, dim: int, salt: str, init: torch.Tensor | None = None):
+        super().__init__()
+        if init is not None:
+            weight = init.detach().float().unsqueeze(0).repeat(len(seeds), 1, 1)
+        else:
+            weight = torch.stack([torch.randn(num, dim, generator=g) for g in member_generators(seeds, salt)])
+        self.weight = nn.Parameter(weight)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids (S, ...) -> (S, ..., D)."""
+        s = ids.shape[0]
+        flat = ids.reshape(s, -1)
+        out = torch.gather(self.weight, 1, flat.unsqueeze(-1).expand(-1, -1, self.weight.shape[-1]))
+        return out.reshape(*ids.shape, self.weight.shape[-1])
+
+
+class EnsembleGRU(nn.Module):
+    """A 1-layer GRU per member (PyTorch's gate equations), batched over members.
+
+    The input projection of a whole sequence is one batched matmul; only the small hidden
+    recurrence loops over time.
+    """
+
+    def __init__(self, seeds: Sequence[int], in_dim: int, hidden: int, salt: str):
+        super().__init__()
+        gens = member_generators(seeds, salt)
+        bound = 1.0 / math.sqrt(hidden)  # nn.GRU's init
+        self.hidden = hidden
+        self.w_ih = nn.Parameter(_uniform((in_dim, 3 * hidden), bound, gens))
+        self.w_hh = nn.Parameter(_uniform((hidden, 3 * hidden), bound, gens))
+        self.b_ih = nn.Parameter(_uniform((1, 3 * hidden), bound, gens))
+        self.b_hh = nn.Parameter(_uniform((1, 3 * hidden), bound, gens))
+
+    def input_proj(self, x: torch.Tensor) -> torch.Tensor:
+        """x (S, B, T, in) or (S, B, in) -> gate pre-activations from the input."""
+        shape = x.shape
+        flat = x.reshape(shape[0], -1, shape[-1])
+        return torch.baddbmm(self.b_ih, flat, self.w_ih).reshape(*shape[:-1], 3 * self.hidden)
+
+    def cell(self, gi: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """One step from projected input ``gi`` (S, B, 3H) and hidden ``h`` (S, B, H)."""
+        gh = torch.baddbmm(self.b_hh, h, self.w_hh)
+        i_r, i_z, i_n = gi.chunk(3, dim=-1)
+        h_r, h_z, h_n = gh.chunk(3, dim=-1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        return (1 - z) * n + z * h
+
+    def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
+        """x (S, B, T, in) -> hidden states (S, B, T, H)."""
+        s, b, t, _ = x.shape
+        gi = self.input_proj(x)
+        h = h0 if h0 is not None else x.new_zeros(s, b, self.hidden)
+        outs = []
+        for step in range(t):  # recurrence over time only; members and trajectories are batched
+            h = self.cell(gi[:, :, step], h)
+            outs.append(h)
+        return torch.stack(outs, dim=2)
+
+
+def polyak(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """``target <- (1 - tau) target + tau source`` in place."""
+    with torch.no_grad():
+        for tp, sp in zip(target.parameters(), source.parameters(), strict=True):
+            tp.lerp_(sp, tau)

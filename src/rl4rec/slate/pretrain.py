@@ -1,0 +1,87 @@
+"""``rl4rec slate pretrain --ranker gems|mf``: GeMS or MF embeddings from logged data, as a run.
+
+The run directory holds ``gems.pt`` (per-seed GeMS weights and action box; pass it to training as
+``gems_checkpoint=<run>/gems.pt``) or ``mf_<env>.npy`` (pass as ``mf_embeddings=``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from rl4rec.common import RunConfig
+from rl4rec.config import ConfigError, field
+from rl4rec.slate.rankers.gems import GeMS, GeMSConfig
+from rl4rec.slate.rankers.mf import MFConfig, train_mf
+from rl4rec.slate.rankers.pretrain import PretrainConfig, pretrain_gems
+
+
+@dataclass(frozen=True)
+class SlatePretrainConfig(RunConfig):
+    """Pretraining of a ranker on logged sessions."""
+
+    NAME_KEYS = ("ranker", "env")
+
+    experiment: str = field("slate_pretrain", "experiment name")
+    ranker: Literal["gems", "mf"] = field("gems", "what to pretrain", short="")
+    env: str = field("focused_topdown", "TopicRec variant", short="")
+    env_mode: Literal["faithful", "fixed"] = field("faithful", "simulator behaviour", short="env")
+    logs: str = field("", "logged-data folder from `rl4rec slate generate-logs` (empty: generate pretrain.sessions here)")
+    seeds: tuple[int, ...] = field((), "GeMS: one model per seed, trained together (empty: just `seed`)")
+    gems: GeMSConfig = field(default_factory=GeMSConfig, help="GeMS architecture and loss")
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig, help="GeMS pretraining budget")
+    mf: MFConfig = field(default_factory=MFConfig, help="MF hyperparameters")
+
+    def check(self) -> None:
+        super().check()
+        from rl4rec.slate.env.config import check_env_name
+
+        try:
+            check_env_name(self.env)
+        except (KeyError, ValueError) as err:
+            raise ConfigError(f"env: {err}") from err
+
+
+def pretrain_ranker(cfg: SlatePretrainConfig) -> dict:
+    from rl4rec.runs import Run, atomic_torch_save
+    from rl4rec.slate.env.config import variant_config
+    from rl4rec.slate.logs import generate_logs, load_logs
+
+    seeds = cfg.seeds or (cfg.seed,)
+    with Run(cfg, key_metric="eval/gems_val_loss" if cfg.ranker == "gems" else "eval/mf_val_loss") as run:
+        if cfg.logs:
+            logs = load_logs(cfg.logs, env=cfg.env)
+        elif (run.dir / "logs" / "meta.json").exists():
+            logs = load_logs(run.dir / "logs", env=cfg.env)
+        else:
+            env_cfg = variant_config(cfg.env, mode=cfg.env_mode)
+            logs = generate_logs(env_cfg, cfg.pretrain.sessions, run.dir / "logs", seed=cfg.pretrain.logs_seed, progress=cfg.progress, overwrite=True)
+        num_items = int(logs.meta["num_items"])
+        if cfg.ranker == "mf":
+            table, summary = train_mf(np.asarray(logs.slates), np.asarray(logs.clicks), num_items, cfg.mf, seed=cfg.seed, progress=cfg.progress)
+            path = run.dir / f"mf_{cfg.env}.npy"
+            np.save(path, table.astype(np.float32))
+            result = {"eval/mf_val_loss": summary["best_val_loss"], "mf_embeddings": str(path), **summary}
+        else:
+            slates = torch.from_numpy(np.asarray(logs.slates).astype(np.int64))
+            clicks = torch.from_numpy(np.asarray(logs.clicks).astype(np.float32))
+            gems = GeMS(seeds, num_items, slates.shape[-1], cfg.gems)
+            history = pretrain_gems(gems, slates, clicks, cfg.pretrain, seed=seeds[0], log_fn=run.log_metrics, progress=cfg.progress)
+            m = min(cfg.pretrain.bounds_sessions, slates.shape[0])
+            k, s = slates.shape[-1], len(seeds)
+            center, scale = gems.action_bounds(slates[:m].reshape(1, -1, k).expand(s, -1, -1), clicks[:m].reshape(1, -1, k).expand(s, -1, -1))
+            path = run.dir / "gems.pt"
+            atomic_torch_save({"gems": gems.state_dict(), "center": center, "scale": scale, "seeds": list(seeds), "env": cfg.env}, path)
+            result = {"eval/gems_val_loss": min(history["val"]), "eval/gems_val_loss_initial": history["val"][0], "gems_checkpoint": str(path)}
+        run.write_result("results.json", result)
+        return result
+
+
+def checkpoint_path(path: str) -> Path:
+    """``gems_checkpoint`` may name the .pt file or the pretraining run directory."""
+    p = Path(path)
+    return p / "gems.pt" if p.is_dir() else p

@@ -1,0 +1,103 @@
+"""GeMS pretraining on logged (slate, clicks) pairs (spec slate_rl.md §3.3), for S seeds at once.
+
+First 10% of sessions (file order) = validation, the rest = training; every turn is one example.
+Batch 256, Adam 1e-3; the official loader does not shuffle (faithful); ``shuffle=true`` fixes it.
+The parameters with the lowest validation loss (decoded from mu, no sampling) are kept per seed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from rl4rec.config import field
+from rl4rec.progress import track
+from rl4rec.slate.rankers.gems import GeMS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """GeMS pretraining budget (paper: 100K sessions, 10 epochs; the official config says 15)."""
+
+    sessions: int = field(100_000, "logged sessions to generate / use", ge=10)
+    epochs: int = field(10, "passes over the training sessions", ge=1)
+    batch_size: int = field(256, "(slate, clicks) pairs per batch", ge=1)
+    lr: float = field(1e-3, "Adam learning rate", gt=0.0)
+    val_fraction: float = field(0.1, "first fraction of sessions used for validation", gt=0.0, lt=1.0)
+    shuffle: bool = field(False, "fixed: shuffle training pairs each epoch (official: file order)")
+    bounds_sessions: int = field(1000, "sessions whose encodings define the RL action box", ge=1)
+    logs_seed: int = field(2754851, "seed of the logging policy (official config value)")
+
+
+def _pairs(slates: torch.Tensor, clicks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    k = slates.shape[-1]
+    return slates.reshape(-1, k).long(), clicks.reshape(-1, k).float()
+
+
+@torch.no_grad()
+def validation_loss(gems: GeMS, slates: torch.Tensor, clicks: torch.Tensor, batch: int = 4096) -> torch.Tensor:
+    """Mean per-member validation loss (decoding from mu)."""
+    s = len(gems.encoder.layers[0].weight)
+    total, n = torch.zeros(s), 0
+    for i in range(0, slates.shape[0], batch):
+        sl, cl = slates[i : i + batch], clicks[i : i + batch]
+        terms = gems.loss(sl.expand(s, -1, -1), cl.expand(s, -1, -1), sample=False)
+        total += terms["loss"] * sl.shape[0]
+        n += sl.shape[0]
+    return total / max(n, 1)
+
+
+def pretrain_gems(
+    gems: GeMS,
+    slates: torch.Tensor,
+    clicks: torch.Tensor,
+    cfg: PretrainConfig,
+    *,
+    seed: int,
+    log_fn=None,
+    progress: bool = True,
+) -> dict[str, list[float]]:
+    """Train ``gems`` in place on logged sessions (n, T, K); returns per-epoch losses per member."""
+    n = slates.shape[0]
+    n_val = max(1, int(round(n * cfg.val_fraction)))
+    val_s, val_c = _pairs(slates[:n_val], clicks[:n_val])
+    tr_s, tr_c = _pairs(slates[n_val:], clicks[n_val:])
+    s = gems.items.weight.shape[0]
+    opt = torch.optim.Adam(gems.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(seed)
+    best = validation_loss(gems, val_s, val_c)
+    best_state = {k: v.clone() for k, v in gems.state_dict().items()}
+    history: dict[str, list[float]] = {"train": [], "val": [float(best.mean())]}
+    step = 0
+    for epoch in range(cfg.epochs):
+        order = torch.randperm(tr_s.shape[0], generator=gen) if cfg.shuffle else torch.arange(tr_s.shape[0])
+        running = torch.zeros(s)
+        batches = range(0, tr_s.shape[0], cfg.batch_size)
+        for i in track(batches, desc=f"GeMS epoch {epoch + 1}/{cfg.epochs}", enabled=progress, unit="batch"):
+            idx = order[i : i + cfg.batch_size]
+            terms = gems.loss(tr_s[idx].expand(s, -1, -1), tr_c[idx].expand(s, -1, -1), generator=gen)
+            opt.zero_grad(set_to_none=True)
+            terms["loss"].sum().backward()  # members are independent: sum keeps their gradients apart
+            opt.step()
+            running += terms["loss"].detach()
+            step += 1
+        train_loss = running / max(len(batches), 1)
+        val = validation_loss(gems, val_s, val_c)
+        improved = val < best
+        if bool(improved.any()):  # keep each member's own best parameters
+            state = gems.state_dict()
+            for key, value in state.items():
+                mask = improved.view(-1, *([1] * (value.dim() - 1)))
+                best_state[key] = torch.where(mask, value, best_state[key])
+            best = torch.minimum(best, val)
+        history["train"].append(float(train_loss.mean()))
+        history["val"].append(float(val.mean()))
+        log.info("GeMS epoch %d: train %.4f val %.4f", epoch + 1, train_loss.mean(), val.mean())
+        if log_fn is not None:
+            log_fn({"train/gems_loss": float(train_loss.mean()), "eval/gems_val_loss": float(val.mean())}, epoch + 1)
+    gems.load_state_dict(best_state)
+    return history
