@@ -64,3 +64,21 @@ def test_parameters_shared_vs_differing():
     shared, per_method = parameters(recs)
     assert shared == {"gamma": 0.8}
     assert per_method == {"a": {"lr": 0.1}, "b": {"lr": 0.2}}
+
+
+def test_batched_seed_runs_count_one_sample_per_seed(tmp_path):
+    import json
+
+    from rl4rec.experiments.report import collect
+
+    run = tmp_path / "exp" / "sac-gems_seeds1+2_seed0"
+    run.mkdir(parents=True)
+    (run / "status.json").write_text(json.dumps({"status": "finished"}))
+    (run / "config.yaml").write_text("seed: 0\nseeds: [1, 2]\n")
+    (run / "test_results.json").write_text(json.dumps({"test/return": 150.0, "test/return_per_seed": {"1": 100.0, "2": 200.0}}))
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 10, "eval/return": 5.0, "eval/return_seed1": 4.0, "eval/return_seed2": 6.0}) + "\n")
+    records, _ = collect(tmp_path / "exp")
+    assert sorted((r.seed, r.results["test/return"]) for r in records) == [(1, 100.0), (2, 200.0)]
+    assert {r.seed: r.curves["eval/return"] for r in records} == {1: [(10, 4.0)], 2: [(10, 6.0)]}
+    cell = metric_table(records, "test/return")["cells"][(records[0].method, "all")]
+    assert cell["ci"].n == 2 and cell["ci"].mean == 150.0

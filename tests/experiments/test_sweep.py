@@ -123,3 +123,37 @@ def test_kill_a_worker_then_rerun_completes_only_the_missing(tmp_path):
     # step_sleep only slows the loop: values equal the uninterrupted sweep's, run by run
     strip = {k.replace("_step-sleep0.03", ""): v for k, v in killed_table.items()}
     assert strip == reference
+
+
+def _slate_sweep(tmp_path: Path, backend: str) -> Path:
+    spec = {
+        "experiment": "slate_toy",
+        "task": "slate.train",
+        "runs_dir": str(tmp_path / "runs"),
+        "overrides": ["steps=4", "random_steps=2", "val_every=2", "val_users=10", "test_users=20", "tracking.backends=[]"],
+        "methods": {"REINFORCE+SoftMax": ["agent=reinforce", "ranker=softmax"], "STO": ["agent=sto", "ranker=none"]},
+        "grid": {"env": ["focused_topdown", "focused_divpen"]},
+        "seeds": [1, 2],
+        "backend": backend,
+        "workers": 2,
+        "report_columns": ["env"],
+        "report_metrics": ["test/return"],
+    }
+    path = tmp_path / "slate_sweep.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_slate_sweep_2_methods_2_envs_2_seeds(tmp_path, backend, shared_data):
+    if backend == "ray":
+        pytest.importorskip("ray", reason="install rl4rec[ray]")
+    sweep, base = load_sweep(_slate_sweep(tmp_path, backend))
+    outcome = run_sweep(sweep, base)
+    assert sorted(outcome.values()) == ["finished"] * 8
+    md, html = build_report(tmp_path / "runs", "slate_toy")
+    text = md.read_text()
+    assert "| method | focused_topdown | focused_divpen |" in text
+    assert "REINFORCE+SoftMax" in text and "STO" in text and "(n=2)" in text
+    assert "| agent | ranker |" in text  # parameters that differ per method
+    assert "curve_eval_return_focused_topdown.png" in text

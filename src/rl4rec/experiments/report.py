@@ -54,6 +54,7 @@ def _numeric(d: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in _flatten(d).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+_SEED_CURVE = re.compile(r"^(?P<key>.+)_seed(?P<seed>\d+)$")
 _PER_SEED = re.compile(r"^(?P<key>.+)_per_seed\.(?P<seed>\d+)$")
 
 
@@ -93,19 +94,24 @@ def collect(exp_dir: Path) -> tuple[list[RunRecord], dict[str, Any]]:
             if (run_dir / fname).exists():
                 results = _numeric(json.loads((run_dir / fname).read_text()))
                 break
-        per_seed = _per_seed(results)
-        if per_seed:  # one run that trained several seeds at once: one record per seed
-            for sd, res in per_seed.items():
-                records.append(RunRecord(f"{run['name']}#{sd}", method, column, sd, run["status"], res, _flatten(config), {}))
-            continue
         curves: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        seed_curves: dict[int, dict[str, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
         for rec in read_metrics(run_dir / "metrics.jsonl"):
             for key, value in rec.items():
                 if key.startswith(("eval/", "val/")) and isinstance(value, (int, float)):
-                    curves[key].append((int(rec["step"]), float(value)))
+                    m = _SEED_CURVE.match(key)
+                    if m:
+                        seed_curves[int(m["seed"])][m["key"]].append((int(rec["step"]), float(value)))
+                    else:
+                        curves[key].append((int(rec["step"]), float(value)))
+        per_seed = _per_seed(results)
+        if len(per_seed) > 1:  # one run that trained several seeds at once: one record per seed
+            for sd, res in per_seed.items():
+                records.append(RunRecord(f"{run['name']}#{sd}", method, column, sd, run["status"], res, _flatten(config), dict(seed_curves.get(sd, {}))))
+            continue
         records.append(RunRecord(run["name"], method, column, seed, run["status"], results, _flatten(config), dict(curves)))
     order = {r["name"]: i for i, r in enumerate(manifest.get("runs", []))}
-    records.sort(key=lambda r: order.get(r.name, len(order)))  # the sweep file's order of methods
+    records.sort(key=lambda r: order.get(r.name.split("#")[0], len(order)))  # the sweep file's order of methods
     return records, manifest
 
 
