@@ -106,4 +106,4 @@ def test_paper_configs_load_and_sweeps_expand():
     members = expand(sweep, base)
     assert len(members) == 7 * 6 * 10 and len({m.name for m in members}) == len(members)
     laptop, base = load_sweep(root / "table2" / "sweep_laptop.yaml")
-    assert len(expand(laptop, base)) == 7 * 3
+    assert len(expand(laptop, base)) == 8 * 3

@@ -13,6 +13,7 @@ from typing import Any, Callable
 TASKS: dict[str, tuple[str, str]] = {
     "smoke": ("rl4rec.smoke:SmokeConfig", "rl4rec.smoke:train_smoke"),
     "slate.train": ("rl4rec.slate.train:SlateTrainConfig", "rl4rec.slate.train:train_slate"),
+    "genrec.baseline": ("rl4rec.genrec.baselines.train:BaselineConfig", "rl4rec.genrec.baselines.train:train_baseline"),
     "slate.pretrain": ("rl4rec.slate.pretrain:SlatePretrainConfig", "rl4rec.slate.pretrain:pretrain_ranker"),
 }
 
