@@ -285,3 +285,12 @@ def test_slateq_official_divpen_is_batch_wide():
     # two next slates, each [3, 2] (topics 0, 1): per slate no penalty, but the batch holds topic 0 twice
     y = agent.target(torch.randn(1, 1, 2, 4), torch.randn(1, 1, 2, 20), torch.zeros(1, 1, 2))
     assert_close(y[0, 0, 0], torch.tensor(1 + 0.8 * (0.4 * 4.0 + 0.25 * 0.5 * 3.0)))
+
+
+def test_ensemble_select_equals_full_forward_gather():
+    from rl4rec.slate.nets import EnsembleMLP
+
+    mlp = EnsembleMLP([1, 2], 4, [8], 30, "sel")
+    x = torch.randn(2, 3, 5, 4)
+    idx = torch.randint(0, 30, (2, 3, 5))
+    assert_close(mlp.select(x, idx), mlp(x).gather(-1, idx.unsqueeze(-1)).squeeze(-1))

@@ -49,6 +49,19 @@ class EnsembleLinear(nn.Module):
         out = torch.baddbmm(self.bias, flat, self.weight)
         return out.reshape(*shape[:-1], out.shape[-1])
 
+    def select(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Only output ``index[..]`` of each row: (S, ..., in), (S, ...) -> (S, ...).
+
+        Equal to ``forward(x).gather(-1, index[..., None])[..., 0]`` without computing the other
+        outputs (SlateQ needs Q(s, i) of one item out of 1,000 per transition).
+        """
+        s = x.shape[0]
+        flat_x = x.reshape(s, -1, x.shape[-1])
+        flat_i = index.reshape(s, -1)
+        w = torch.gather(self.weight.transpose(1, 2), 1, flat_i.unsqueeze(-1).expand(-1, -1, self.weight.shape[1]))
+        b = torch.gather(self.bias[:, 0], 1, flat_i)
+        return ((flat_x * w).sum(-1) + b).reshape(index.shape)
+
 
 class EnsembleMLP(nn.Module):
     """in -> hidden... -> out with ReLU between layers (linear output), per ensemble member."""
@@ -60,12 +73,18 @@ class EnsembleMLP(nn.Module):
             EnsembleLinear(seeds, a, b, f"{salt}/{i}") for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True))
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = torch.relu(x)
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer (after its ReLU)."""
+        for layer in self.layers[:-1]:
+            x = torch.relu(layer(x))
         return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers[-1](self.features(x))
+
+    def select(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Output ``index`` only (see :meth:`EnsembleLinear.select`)."""
+        return self.layers[-1].select(self.features(x), index)
 
 
 class EnsembleEmbedding(nn.Module):

@@ -70,7 +70,9 @@ def pretrain_ranker(cfg: SlatePretrainConfig) -> dict:
             slates = torch.from_numpy(np.asarray(logs.slates).astype(np.int64))
             clicks = torch.from_numpy(np.asarray(logs.clicks).astype(np.float32))
             gems = GeMS(seeds, num_items, slates.shape[-1], cfg.gems)
-            history = pretrain_gems(gems, slates, clicks, cfg.pretrain, seed=seeds[0], log_fn=run.log_metrics, progress=cfg.progress)
+            history = pretrain_gems(
+                gems, slates, clicks, cfg.pretrain, seed=seeds[0], log_fn=run.log_metrics, progress=cfg.progress, check_stop=run.check_stop
+            )
             m = min(cfg.pretrain.bounds_sessions, slates.shape[0])
             k, s = slates.shape[-1], len(seeds)
             center, scale = gems.action_bounds(slates[:m].reshape(1, -1, k).expand(s, -1, -1), clicks[:m].reshape(1, -1, k).expand(s, -1, -1))

@@ -114,7 +114,7 @@ def _mf_table(cfg: SlateTrainConfig) -> torch.Tensor:
 
 
 def build_gems(
-    cfg: SlateTrainConfig, sim, seeds, *, log_fn=None, logs_dir: Path | None = None, skeleton: bool = False
+    cfg: SlateTrainConfig, sim, seeds, *, log_fn=None, logs_dir: Path | None = None, skeleton: bool = False, check_stop=None
 ) -> tuple[GeMS, torch.Tensor, torch.Tensor]:
     """Load a pretrained GeMS, or pretrain one per seed on freshly generated logged data."""
     gems = GeMS(seeds, sim.num_items, sim.rec_size, cfg.gems)
@@ -138,7 +138,7 @@ def build_gems(
     else:
         logs = generate_logs(sim.config, cfg.pretrain.sessions, logs_dir, seed=cfg.pretrain.logs_seed, progress=cfg.progress, overwrite=True)
     slates, clicks = torch.from_numpy(logs.slates.astype(np.int64)), torch.from_numpy(logs.clicks.astype(np.float32))
-    pretrain_gems(gems, slates, clicks, cfg.pretrain, seed=seeds[0], log_fn=log_fn, progress=cfg.progress)
+    pretrain_gems(gems, slates, clicks, cfg.pretrain, seed=seeds[0], log_fn=log_fn, progress=cfg.progress, check_stop=check_stop)
     m = min(cfg.pretrain.bounds_sessions, slates.shape[0])
     k = slates.shape[-1]
     s = len(seeds)
@@ -146,7 +146,9 @@ def build_gems(
     return gems, center, scale
 
 
-def build_agent(cfg: SlateTrainConfig, sim, seeds, *, log_fn=None, logs_dir: Path | None = None, skeleton: bool = False):
+def build_agent(
+    cfg: SlateTrainConfig, sim, seeds, *, log_fn=None, logs_dir: Path | None = None, skeleton: bool = False, check_stop=None
+):
     """The agent of ``cfg`` for ``seeds``; ``skeleton`` skips GeMS pretraining (weights loaded later)."""
     s, n, k = len(seeds), sim.num_items, sim.rec_size
     if cfg.agent in ("random", "sto"):
@@ -156,7 +158,7 @@ def build_agent(cfg: SlateTrainConfig, sim, seeds, *, log_fn=None, logs_dir: Pat
     if cfg.agent == "slateq":
         return SlateQAgent(seeds, cfg.hp, sim, n, k)
     if cfg.ranker == "gems":
-        ranker, center, scale = build_gems(cfg, sim, seeds, log_fn=log_fn, logs_dir=logs_dir, skeleton=skeleton)
+        ranker, center, scale = build_gems(cfg, sim, seeds, log_fn=log_fn, logs_dir=logs_dir, skeleton=skeleton, check_stop=check_stop)
         ranker.requires_grad_(False)
     else:
         table = sim.item_embeddings if cfg.ranker == "topk_ideal" else _mf_table(cfg)
@@ -231,7 +233,7 @@ def train_slate(cfg: SlateTrainConfig) -> dict[str, Any]:
     s = len(seeds)
     with Run(cfg, key_metric="test/return") as run:
         sim = make_sim(cfg)
-        agent = build_agent(cfg, sim, seeds, log_fn=run.log_metrics, logs_dir=run.dir / "logs")
+        agent = build_agent(cfg, sim, seeds, log_fn=run.log_metrics, logs_dir=run.dir / "logs", check_stop=run.check_stop)
         streams = UserStreams(sim.fixes.disjoint_test_users)
         learns = cfg.agent not in ("random", "sto")
         buffer = None

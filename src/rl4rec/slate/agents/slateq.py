@@ -85,7 +85,7 @@ class SlateQAgent(SlateAgent):
         with torch.no_grad():
             y = self.target(next_states, batch["users"], done)
         item, clicked = first_click(batch["actions"].long(), batch["step_clicks"])
-        q_i = self.q(states).gather(-1, item.unsqueeze(-1)).squeeze(-1)
+        q_i = self.q.select(states, item)  # Q(s, i) of the clicked item only
         w = clicked.float()
         s = w.shape[0]
         return ((q_i - y).pow(2) * w).reshape(s, -1).sum(1) / w.reshape(s, -1).sum(1).clamp(min=1)

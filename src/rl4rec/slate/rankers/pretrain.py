@@ -60,8 +60,12 @@ def pretrain_gems(
     seed: int,
     log_fn=None,
     progress: bool = True,
+    check_stop=None,
 ) -> dict[str, list[float]]:
-    """Train ``gems`` in place on logged sessions (n, T, K); returns per-epoch losses per member."""
+    """Train ``gems`` in place on logged sessions (n, T, K); returns per-epoch losses per member.
+
+    ``check_stop`` is called between batches and may raise (e.g. :meth:`Run.check_stop`).
+    """
     n = slates.shape[0]
     n_val = max(1, int(round(n * cfg.val_fraction)))
     val_s, val_c = _pairs(slates[:n_val], clicks[:n_val])
@@ -78,6 +82,8 @@ def pretrain_gems(
         running = torch.zeros(s)
         batches = range(0, tr_s.shape[0], cfg.batch_size)
         for i in track(batches, desc=f"GeMS epoch {epoch + 1}/{cfg.epochs}", enabled=progress, unit="batch"):
+            if check_stop is not None:
+                check_stop()  # a run stopped during pretraining leaves at once (it restarts pretraining on resume)
             idx = order[i : i + cfg.batch_size]
             terms = gems.loss(tr_s[idx].expand(s, -1, -1), tr_c[idx].expand(s, -1, -1), generator=gen)
             opt.zero_grad(set_to_none=True)
