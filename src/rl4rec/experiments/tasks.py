@@ -8,7 +8,8 @@ Families add their pipelines here.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 TASKS: dict[str, tuple[str, str]] = {
     "smoke": ("rl4rec.smoke:SmokeConfig", "rl4rec.smoke:train_smoke"),

@@ -8,8 +8,8 @@ unequal-variance t-test at p < 0.05.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy import stats as _st

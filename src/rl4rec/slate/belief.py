@@ -7,7 +7,7 @@ own encoder with its own trainable item table (N(0, 1) init), as in the official
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

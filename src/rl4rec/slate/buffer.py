@@ -7,7 +7,7 @@ trajectories (paper: 10,000 and 20). Sampling is uniform without replacement, pe
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -13,7 +13,7 @@ GRU belief encoder (``nn.GRU``) is not vmappable and the whole agent should shar
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

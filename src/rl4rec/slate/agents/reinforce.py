@@ -8,11 +8,18 @@ probability that i is in a 10-draw slate) and the loss is ``-sum_t G_t log alpha
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
-from rl4rec.slate.agents.base import AgentConfig, SlateAgent, discounted_returns, first_click, sum_members, uniform_slates
+from rl4rec.slate.agents.base import (
+    AgentConfig,
+    SlateAgent,
+    discounted_returns,
+    first_click,
+    sum_members,
+    uniform_slates,
+)
 from rl4rec.slate.belief import BeliefEncoder
 from rl4rec.slate.nets import EnsembleMLP
 

@@ -11,8 +11,8 @@ latent dims; ``fix_reparam`` / ``fix_kl_sum`` correct them (spec §9 items 11-12
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -104,7 +104,7 @@ class GeMS(nn.Module):
         for start in range(0, slates.shape[1], chunk):
             mu, logvar = self.encode(slates[:, start : start + chunk], clicks[:, start : start + chunk])
             sigma = torch.exp(0.5 * logvar)
-            l, h = (mu - sigma).amin(1), (mu + sigma).amax(1)
-            lo = l if lo is None else torch.minimum(lo, l)
-            hi = h if hi is None else torch.maximum(hi, h)
+            low, high = (mu - sigma).amin(1), (mu + sigma).amax(1)
+            lo = low if lo is None else torch.minimum(lo, low)
+            hi = high if hi is None else torch.maximum(hi, high)
         return (hi + lo) / 2, (hi - lo) / 2
