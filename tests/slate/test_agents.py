@@ -294,3 +294,55 @@ def test_ensemble_select_equals_full_forward_gather():
     x = torch.randn(2, 3, 5, 4)
     idx = torch.randint(0, 30, (2, 3, 5))
     assert_close(mlp.select(x, idx), mlp(x).gather(-1, idx.unsqueeze(-1)).squeeze(-1))
+
+
+# ----------------------------------------------------------------------------- WkNN
+
+
+def test_wknn_layouts_and_greedy_slates_by_brute_force():
+    from rl4rec.slate.agents import WkNNAgent
+
+    cfg = AgentConfig(hidden=(8,), state_dim=4, belief_item_dim=20)
+    torch.manual_seed(0)
+    agent = WkNNAgent([0], cfg, num_items=30, rec_size=3)
+    a = torch.arange(60.0).view(1, 1, 60)
+    # official reading: slot r = entries r, r+3, r+6, ... (dimension-major)
+    assert_close(agent.protos(a)[0, 0, 1], torch.arange(1.0, 60.0, 3))
+    fixed = WkNNAgent([0], cfg, num_items=30, rec_size=3, fixed=True, table=torch.randn(30, 20))
+    assert_close(fixed.protos(a)[0, 0, 1], torch.arange(20.0, 40.0))
+    state, action = torch.randn(1, 2, 4), torch.randn(1, 2, 60)
+    got = agent.greedy_slates(state, action)
+    # brute force: the same greedy procedure item by item, one user at a time
+    for u in range(2):
+        protos = agent.protos(action[:, u])[0]
+        chosen = []
+        for r in range(3):
+            cands = torch.cdist(protos[r : r + 1], agent.items[0]).topk(10, largest=False).indices[0]
+            best, best_q = None, -float("inf")
+            for c in cands.tolist():
+                slate = chosen + [c] * (3 - r)
+                emb = agent.items[0][torch.tensor(slate)].reshape(1, 1, -1)
+                q = agent.q1_target(torch.cat([state[:, u : u + 1], emb], -1)).item()
+                if q > best_q:
+                    best, best_q = c, q
+            chosen.append(best)
+        assert got[0, u].tolist() == chosen
+
+
+def test_wknn_q_loss_uses_previous_slate_in_faithful_mode():
+    from rl4rec.slate.agents import WkNNAgent
+
+    cfg = AgentConfig(hidden=(8,), state_dim=4, belief_item_dim=20)
+    agent = WkNNAgent([0], cfg, num_items=30, rec_size=3)
+    g = torch.Generator().manual_seed(1)
+    batch = {
+        "slates": torch.randint(0, 30, (1, 2, 4, 3), generator=g),
+        "clicks": torch.randint(0, 2, (1, 2, 4, 3), generator=g).float(),
+        "actions": torch.randint(0, 30, (1, 2, 4, 3), generator=g).to(torch.int16),
+        "rewards": torch.ones(1, 2, 4),
+    }
+    s_crit, s_act = agent.encode(batch)
+    _, q1 = agent.q_loss(batch, s_crit, s_act, torch.tensor([0.2]))
+    expected = agent.q1(torch.cat([s_crit, agent.slate_embedding(batch["slates"])], -1)).squeeze(-1)
+    assert_close(q1, expected)
+    agent.update(batch, 0)  # the whole update runs (kNN + greedy next slates in the target)

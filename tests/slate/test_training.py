@@ -99,11 +99,11 @@ def test_paper_configs_load_and_sweeps_expand():
 
     root = Path(__file__).resolve().parents[2] / "configs" / "slate"
     configs = sorted(root.glob("*.yaml"))
-    assert len(configs) >= 8
+    assert len(configs) >= 9
     for path in configs:
         load_config(SlateTrainConfig, path)
     sweep, base = load_sweep(root / "table2" / "sweep.yaml")
     members = expand(sweep, base)
-    assert len(members) == 7 * 6 * 10 and len({m.name for m in members}) == len(members)
+    assert len(members) == 8 * 6 * 10 and len({m.name for m in members}) == len(members)
     laptop, base = load_sweep(root / "table2" / "sweep_laptop.yaml")
     assert len(expand(laptop, base)) == 8 * 3

@@ -23,7 +23,7 @@ from rl4rec.common import RunConfig
 from rl4rec.config import ConfigError, field
 from rl4rec.metrics.stats import mean_ci
 from rl4rec.progress import track
-from rl4rec.slate.agents import AgentConfig, ReferenceAgent, ReinforceAgent, SACAgent, SlateQAgent
+from rl4rec.slate.agents import AgentConfig, ReferenceAgent, ReinforceAgent, SACAgent, SlateQAgent, WkNNAgent
 from rl4rec.slate.buffer import TrajectoryBuffer
 from rl4rec.slate.loop import run_episodes
 from rl4rec.slate.rankers import GeMS, GeMSConfig, TopK
@@ -32,7 +32,7 @@ from rl4rec.slate.rankers.pretrain import PretrainConfig, pretrain_gems
 log = logging.getLogger(__name__)
 
 AGENT_RANKERS = {
-    "sac": ("gems", "topk_ideal", "topk_mf"),
+    "sac": ("gems", "topk_ideal", "topk_mf", "wknn"),
     "reinforce": ("softmax",),
     "slateq": ("none",),
     "random": ("none",),
@@ -48,7 +48,7 @@ class SlateTrainConfig(RunConfig):
 
     experiment: str = field("slate", "experiment name")
     agent: Literal["sac", "reinforce", "slateq", "random", "sto"] = field("sac", "agent", short="")
-    ranker: Literal["gems", "topk_ideal", "topk_mf", "softmax", "none"] = field("gems", "action-to-slate map", short="")
+    ranker: Literal["gems", "topk_ideal", "topk_mf", "wknn", "softmax", "none"] = field("gems", "action-to-slate map", short="")
     env: str = field("focused_topdown", "TopicRec variant (focused|diffuse)_(topdown|mix|divpen)", short="")
     env_mode: Literal["faithful", "fixed"] = field("faithful", "simulator behaviour: faithful to the official code, or every fix on", short="env")
     embeddings: str = field("", "item-embedding .npy overriding the variant's released file")
@@ -157,6 +157,8 @@ def build_agent(
         return ReinforceAgent(seeds, cfg.hp, n, k)
     if cfg.agent == "slateq":
         return SlateQAgent(seeds, cfg.hp, sim, n, k)
+    if cfg.ranker == "wknn":
+        return WkNNAgent(seeds, cfg.hp, n, k, fixed=cfg.hp.fix_wknn, table=_mf_table(cfg) if cfg.hp.fix_wknn else None)
     if cfg.ranker == "gems":
         ranker, center, scale = build_gems(cfg, sim, seeds, log_fn=log_fn, logs_dir=logs_dir, skeleton=skeleton, check_stop=check_stop)
         ranker.requires_grad_(False)

@@ -47,7 +47,7 @@ def register_training(slate_sub: argparse._SubParsersAction) -> None:
     p = slate_sub.add_parser("train", help="train an agent under the paper protocol (train, validate, test the best)")
     p.add_argument("--config", default=None, help="YAML config, e.g. configs/slate/sac_gems.yaml")
     p.add_argument("--agent", choices=["sac", "reinforce", "slateq", "random", "sto"], default=None)
-    p.add_argument("--ranker", choices=["gems", "topk_ideal", "topk_mf", "softmax", "none"], default=None)
+    p.add_argument("--ranker", choices=["gems", "topk_ideal", "topk_mf", "wknn", "softmax", "none"], default=None)
     p.add_argument("--env", default=None, help="TopicRec variant, e.g. focused_topdown")
     p.add_argument("--seed", type=int, default=None)
     add_config_arguments(p)

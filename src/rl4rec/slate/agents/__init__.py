@@ -8,6 +8,7 @@ from rl4rec.slate.agents.base import AgentConfig, SlateAgent, uniform_slates
 from rl4rec.slate.agents.reinforce import ReinforceAgent
 from rl4rec.slate.agents.sac import SACAgent
 from rl4rec.slate.agents.slateq import SlateQAgent
+from rl4rec.slate.agents.wknn import WkNNAgent
 
 
 class ReferenceAgent(SlateAgent):
@@ -39,4 +40,4 @@ class ReferenceAgent(SlateAgent):
         return False
 
 
-__all__ = ["AgentConfig", "SlateAgent", "SACAgent", "ReinforceAgent", "SlateQAgent", "ReferenceAgent"]
+__all__ = ["AgentConfig", "SlateAgent", "SACAgent", "ReinforceAgent", "SlateQAgent", "WkNNAgent", "ReferenceAgent"]

@@ -35,6 +35,7 @@ class AgentConfig:
     slateq_eps_decay: float = field(1000.0, "SlateQ: epsilon = 0.01 + 0.99 exp(-iteration / decay)", gt=0.0)
     fix_slateq_divpen: bool = field(False, "fixed: SlateQ's diversity-penalty check per next slate (official: batch-wide)")
     fix_reinforce_random_phase: bool = field(False, "fixed: REINFORCE does not update on the uniform random-phase episodes")
+    fix_wknn: bool = field(False, "fixed WkNN: MF item table, the chosen slate in Q(s, a), one slot-major action layout")
 
 
 class SlateAgent(nn.Module):

@@ -104,6 +104,10 @@ class SACAgent(SlateAgent):
         """Critic and actor belief states of whole trajectories (S, B, T, H)."""
         return self.critic_belief.encode(batch["slates"], batch["clicks"]), self.actor_belief.encode(batch["slates"], batch["clicks"])
 
+    def next_action(self, next_act: torch.Tensor, next_crit: torch.Tensor):
+        """a' ~ pi(.|s') as the Q-nets see it, and log pi(a'|s') (WkNN maps it to a slate first)."""
+        return self.sample(next_act)
+
     def q_loss(self, batch: dict[str, torch.Tensor], s_crit: torch.Tensor, s_act: torch.Tensor, alpha: torch.Tensor):
         """Per-member ``0.5 (MSE(Q1, y) + MSE(Q2, y))`` with ``y = r + gamma (1-done) [min Q_target(s', a') - alpha log pi(a'|s')]``."""
         rewards, actions = batch["rewards"], batch["actions"]
@@ -112,7 +116,7 @@ class SACAgent(SlateAgent):
         next_crit = torch.cat([s_crit[:, :, 1:], torch.zeros_like(s_crit[:, :, :1])], 2).detach()
         next_act = torch.cat([s_act[:, :, 1:], torch.zeros_like(s_act[:, :, :1])], 2).detach()
         with torch.no_grad():
-            a_next, logp_next = self.sample(next_act)
+            a_next, logp_next = self.next_action(next_act, next_crit)
             sa_next = torch.cat([next_crit, a_next], -1)
             q_next = torch.minimum(self.q1_target(sa_next), self.q2_target(sa_next)).squeeze(-1)
             target = rewards + self.cfg.gamma * (1 - done) * (q_next - alpha.view(-1, 1, 1) * logp_next)
