@@ -70,8 +70,12 @@ def run_quickstart(runs_dir: Path, only: list[str] | None = None) -> Path:
         rows.extend(stage(runs_dir))
         timings[name] = time.perf_counter() - t0
     report = write_report(rows, runs_dir / "quickstart" / "REPORT.md", timings)
+    from rl4rec.experiments.report import build_report
+
+    metrics = ["eval/mse", "test/return", "test.hr@1", "test.ndcg@10"]
+    md, html = build_report(runs_dir, "quickstart", metrics)  # per-run tables, curves and parameters
     print(report.read_text())
-    print(f"report written to {report}")
+    print(f"summary: {report}\nfull report: {md} and {html}")
     return report
 
 

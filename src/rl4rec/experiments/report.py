@@ -227,6 +227,11 @@ def plot_curves(records: list[RunRecord], out_dir: Path) -> list[Path]:
     return paths
 
 
+def _rows_with_data(table: dict[str, Any]) -> list[str]:
+    """Methods with at least one value of this metric (others would be a row of dashes)."""
+    return [m for m in table["methods"] if any((m, c) in table["cells"] for c in table["columns"])]
+
+
 def _cell_text(cell: dict[str, Any] | None, markdown: bool) -> str:
     if cell is None:
         return "—"
@@ -267,9 +272,14 @@ def build_report(runs_dir: Path, experiment: str, metrics: list[str] | None = No
         md += ["", f"## {t['metric']}" + (" (lower is better)" if t["lower_is_better"] else ""), ""]
         md.append("| method | " + " | ".join(t["columns"]) + " |")
         md.append("|---|" + "---|" * len(t["columns"]))
-        for m in t["methods"]:
+        for m in _rows_with_data(t):
             md.append(f"| {m} | " + " | ".join(_cell_text(t["cells"].get((m, c)), True) for c in t["columns"]) + " |")
-        pv = [(m, c, t["cells"][(m, c)]["p_vs_best"]) for m in t["methods"] for c in t["columns"] if t["cells"].get((m, c), {}).get("p_vs_best") is not None]
+        pv = [
+            (m, c, t["cells"][(m, c)]["p_vs_best"])
+            for m in t["methods"]
+            for c in t["columns"]
+            if t["cells"].get((m, c), {}).get("p_vs_best") is not None and math.isfinite(t["cells"][(m, c)]["p_vs_best"])
+        ]
         if pv:
             md += ["", "Welch p-value vs the best method of the column: " + "; ".join(f"{m} @ {c}: {p:.3g}" for m, c, p in pv)]
     md += ["", "## Parameters that differ between methods", ""]
@@ -304,7 +314,7 @@ def _html(experiment, md, tables, per_method, diff_keys, shared, pngs) -> str:
     for t in tables:
         parts.append(f"<h2>{html.escape(t['metric'])}</h2><table><tr><th>method</th>")
         parts += [f"<th>{html.escape(c)}</th>" for c in t["columns"]] + ["</tr>"]
-        for m in t["methods"]:
+        for m in _rows_with_data(t):
             parts.append(f"<tr><td>{html.escape(m)}</td>")
             parts += [f"<td>{_cell_text(t['cells'].get((m, c)), False)}</td>" for c in t["columns"]] + ["</tr>"]
         parts.append("</table>")
