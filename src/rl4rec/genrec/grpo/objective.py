@@ -1,0 +1,86 @@
+"""Group-normalised advantages, the k3 KL estimator and the GRPO / DAPO / GSPO losses (spec §7.5-7.6).
+
+Everything is computed per group id, never by position, so the same completions give the same
+advantages however they are ordered or split over processes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from rl4rec.genrec.grpo.rewards import group_index
+
+
+def group_advantages(
+    rewards: torch.Tensor, prompt_ids: torch.Tensor, *, scale: Literal["group", "none"] = "group", eps: float = 1e-4
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """``A_i = (r_i - mean_g) / (std_g + eps)`` with the unbiased std of the group (``scale="group"``),
+    or ``r_i - mean_g`` (``"none"``). Returns advantages and the share of groups with zero spread."""
+    idx, n = group_index(prompt_ids)
+    count = torch.bincount(idx, minlength=n).float()
+    r = rewards.float()
+    mean = torch.zeros(n).index_add_(0, idx, r) / count
+    centred = r - mean[idx]
+    var = torch.zeros(n).index_add_(0, idx, centred.pow(2)) / (count - 1).clamp(min=1)
+    std = var.sqrt()
+    adv = centred / (std[idx] + eps) if scale == "group" else centred
+    flat = std <= 1e-12
+    adv = torch.where(flat[idx], torch.zeros_like(adv), adv)  # equal rewards in a group: no signal
+    return adv, {"train/zero_adv_groups": float(flat.float().mean()), "train/reward_std": float(std.mean())}
+
+
+def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """``exp(ref - logp) - (ref - logp) - 1`` per token (unbiased, always >= 0)."""
+    d = ref_logp - logp
+    return torch.exp(d) - d - 1
+
+
+def policy_loss(
+    logp: torch.Tensor,
+    mask: torch.Tensor,
+    advantages: torch.Tensor,
+    *,
+    old_logp: torch.Tensor | None = None,
+    ref_logp: torch.Tensor | None = None,
+    beta: float = 0.0,
+    clip_eps: float = 0.2,
+    loss_type: Literal["grpo", "dapo", "gspo"] = "grpo",
+    normalizer: float | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The GRPO objective on per-token log-probs ``logp`` (M, T) with completion ``mask``.
+
+    ``old_logp`` defaults to ``logp.detach()`` (one pass per generation batch: ratio = 1, gradient
+    ``A * grad logp``); with older log-probs the PPO-style clipped ratio is used. ``normalizer``
+    is the number of sequences (grpo/gspo) or tokens (dapo) over *all* processes, so that summing
+    gradients across processes equals the single-process gradient.
+    """
+    mask = mask.float()
+    old = logp.detach() if old_logp is None else old_logp
+    a = advantages.unsqueeze(-1)
+    if loss_type == "gspo":
+        lengths = mask.sum(-1).clamp(min=1)
+        ratio = torch.exp(((logp - old) * mask).sum(-1) / lengths)
+        clipped = torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps)
+        per_seq = -torch.minimum(ratio * advantages, clipped * advantages)
+        if beta and ref_logp is not None:
+            per_seq = per_seq + beta * (k3_kl(logp, ref_logp) * mask).sum(-1) / lengths
+        total = per_seq.sum()
+        denom = normalizer if normalizer is not None else float(per_seq.numel())
+    else:
+        ratio = torch.exp(logp - old)
+        clipped = torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps)
+        per_tok = -torch.minimum(ratio * a, clipped * a)
+        if beta and ref_logp is not None:
+            per_tok = per_tok + beta * k3_kl(logp, ref_logp)
+        if loss_type == "grpo":
+            total = ((per_tok * mask).sum(-1) / mask.sum(-1).clamp(min=1)).sum()
+            denom = normalizer if normalizer is not None else float(logp.shape[0])
+        else:  # dapo: token-level mean
+            total = (per_tok * mask).sum()
+            denom = normalizer if normalizer is not None else float(mask.sum().clamp(min=1))
+    metrics = {}
+    if ref_logp is not None:
+        metrics["train/kl"] = float((k3_kl(logp.detach(), ref_logp) * mask).sum() / mask.sum().clamp(min=1))
+    return total / denom, metrics
