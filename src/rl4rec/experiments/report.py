@@ -259,7 +259,7 @@ def build_report(runs_dir: Path, experiment: str, metrics: list[str] | None = No
     shared, per_method = parameters(records, tuple(manifest.get("sweep", {}).get("report_columns", ())))
     pngs = plot_curves(records, out_dir)
     status_counts: dict[str, int] = defaultdict(int)
-    for r in records:
+    for r in {r.name.split("#")[0]: r for r in records}.values():  # a batched-seed run counts once
         status_counts[r.status] += 1
 
     md = [f"# Report: {experiment}", ""]
