@@ -16,6 +16,7 @@ TASKS: dict[str, tuple[str, str]] = {
     "slate.train": ("rl4rec.slate.train:SlateTrainConfig", "rl4rec.slate.train:train_slate"),
     "genrec.baseline": ("rl4rec.genrec.baselines.train:BaselineConfig", "rl4rec.genrec.baselines.train:train_baseline"),
     "slate.pretrain": ("rl4rec.slate.pretrain:SlatePretrainConfig", "rl4rec.slate.pretrain:pretrain_ranker"),
+    "genrec.sft": ("rl4rec.genrec.sft:SFTConfig", "rl4rec.genrec.sft:train_sft"),
 }
 
 

@@ -2,7 +2,7 @@
 
 Subcommands here: ``data`` (load, validate, summarise, materialise a train rebuild),
 ``preprocess`` (raw Amazon 2018 files -> a category folder), ``synth`` (a synthetic category),
-``build-sids`` and ``train-baseline``.
+``build-sids`` and ``train-baseline``; ``sft`` and ``eval`` come from :data:`COMMAND_MODULES`.
 
 Adding a subcommand: write a module with ``register(genrec_subparsers)`` (keep heavy imports
 inside the handler so ``rl4rec --help`` stays fast) and list it in :data:`COMMAND_MODULES`.
@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 #: extra modules providing ``register(genrec_subparsers)``; one that does not exist is skipped
-COMMAND_MODULES: tuple[str, ...] = ()  # e.g. ("rl4rec.genrec.sft",)
+COMMAND_MODULES: tuple[str, ...] = ("rl4rec.genrec.sft", "rl4rec.genrec.evaluate")
 
 
 def config_from_args(cls: type, args: argparse.Namespace, flags: Iterable[str] = ()) -> Any:

@@ -14,7 +14,7 @@ slot-major layout, as the paper describes.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
