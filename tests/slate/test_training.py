@@ -107,3 +107,20 @@ def test_paper_configs_load_and_sweeps_expand():
     assert len(members) == 8 * 6 * 10 and len({m.name for m in members}) == len(members)
     laptop, base = load_sweep(root / "table2" / "sweep_laptop.yaml")
     assert len(expand(laptop, base)) == 8 * 3
+
+
+def test_gems_pretraining_lowers_validation_loss(tmp_path, shared_data):
+    import numpy as np
+    import torch
+
+    from rl4rec.slate.env.config import variant_config
+    from rl4rec.slate.logs import generate_logs
+    from rl4rec.slate.rankers import GeMS, GeMSConfig
+    from rl4rec.slate.rankers.pretrain import PretrainConfig, pretrain_gems
+
+    logs = generate_logs(variant_config("focused_topdown"), 200, tmp_path / "logs", progress=False)
+    slates = torch.from_numpy(np.asarray(logs.slates).astype(np.int64))
+    clicks = torch.from_numpy(np.asarray(logs.clicks).astype(np.float32))
+    gems = GeMS([1, 2], 1000, 10, GeMSConfig())
+    history = pretrain_gems(gems, slates, clicks, PretrainConfig(sessions=200, epochs=2), seed=1, progress=False)
+    assert history["val"][-1] < history["val"][0] - 0.5, history  # reconstruction + KL on held-out sessions
