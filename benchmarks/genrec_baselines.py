@@ -22,16 +22,15 @@ import json
 import logging
 import os
 import platform
-import shutil
 import warnings
 from pathlib import Path
 
 import torch
 
+from _runs import reuse_or_train  # noqa: E402  (benchmarks/ is the script's directory)
 from rl4rec.config import load_config
 from rl4rec.genrec.baselines.train import BaselineConfig, train_baseline
 from rl4rec.metrics.stats import mean_ci, welch_ttest
-from rl4rec.naming import run_name
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "genrec" / "baselines.yaml"
@@ -48,16 +47,7 @@ def run_one(dataset: str, model: str, seed: int, args: argparse.Namespace) -> di
     if args.data_dir:
         overrides.append(f"data_dir={args.data_dir}")
     cfg = load_config(BaselineConfig, CONFIG, overrides)
-    run_dir = Path(cfg.runs_dir) / cfg.experiment / run_name(cfg)
-    result_file = run_dir / "test_results.json"
-    if result_file.exists() and not args.force:
-        print(f"  reuse {run_dir}", flush=True)
-        return json.loads(result_file.read_text())
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    result = train_baseline(cfg)
-    assert result is not None, "run was stopped"
-    return result
+    return reuse_or_train(cfg, train_baseline, args.force)
 
 
 def fmt(entry: dict, digits: int = 4) -> str:

@@ -20,15 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shutil
 from pathlib import Path
 
 import torch
 
+from _runs import reuse_or_train  # noqa: E402  (benchmarks/ is the script's directory)
 from rl4rec.config import load_config
 from rl4rec.genrec.sft import SFTConfig, train_sft
 from rl4rec.metrics.stats import mean_ci
-from rl4rec.naming import run_name
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
@@ -53,16 +52,7 @@ def run_one(dataset: str, seed: int, args) -> dict:
     if args.data_dir:
         overrides.append(f"data_dir={args.data_dir}")
     cfg = load_config(SFTConfig, CONFIGS[dataset], overrides)
-    run_dir = Path(cfg.runs_dir) / cfg.experiment / run_name(cfg)
-    result_file = run_dir / "test_results.json"
-    if result_file.exists() and not args.force:
-        print(f"  reuse {run_dir}", flush=True)
-        return json.loads(result_file.read_text())
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    result = train_sft(cfg)
-    assert result is not None, "run was stopped"
-    return result
+    return reuse_or_train(cfg, train_sft, args.force)
 
 
 def main() -> None:

@@ -1,0 +1,26 @@
+"""Shared by the benchmark scripts: reuse a finished run's results or train it afresh."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rl4rec.naming import run_name
+
+
+def reuse_or_train(cfg: Any, train: Callable[[Any], dict | None], force: bool) -> dict:
+    """``test_results.json`` of the run if it exists (unless ``force``), else a fresh training."""
+    run_dir = Path(cfg.runs_dir) / cfg.experiment / run_name(cfg)
+    result_file = run_dir / "test_results.json"
+    if result_file.exists() and not force:
+        print(f"  reuse {run_dir}", flush=True)
+        return json.loads(result_file.read_text())
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    result = train(cfg)
+    if result is None:
+        raise RuntimeError(f"run {run_dir} was stopped before it finished")
+    return result
