@@ -65,6 +65,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def atomic_save_npy(path: Path, array) -> None:
+    """``np.save`` to a temp file in the same directory, then rename (readers never see a partial file)."""
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array), allow_pickle=False)
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temp file in the same directory, fsync, then ``os.replace``.
 

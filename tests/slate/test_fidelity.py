@@ -10,7 +10,7 @@ import pytest
 
 from rl4rec.slate.evaluate import evaluate_policy
 from rl4rec.slate.policies import RandomPolicy, ShortTermOracle
-from tests.slate.helpers import released
+from tests.slate.conftest import released
 
 # env -> (random mean, random std, STO mean, STO std), official simulator, 500 test users
 OFFICIAL = {

@@ -17,7 +17,7 @@ from rl4rec.slate.env.embeddings import generate_embeddings, initial_slate, load
 from rl4rec.slate.env.simulator import TopicRecSimulator
 from rl4rec.slate.evaluate import episode_returns
 from rl4rec.slate.policies import RandomPolicy, ShortTermOracle
-from tests.slate.helpers import released, tiny
+from tests.slate.conftest import released, tiny
 
 
 def sigmoid(x: float) -> float:

@@ -167,20 +167,15 @@ def _add_generate_embeddings(sub: argparse._SubParsersAction) -> None:
 
 
 def _generate_embeddings(args: argparse.Namespace) -> int:
-    import os
     from pathlib import Path
 
-    import numpy as np
-
+    from rl4rec.runs import atomic_save_npy
     from rl4rec.slate.env.embeddings import generate_embeddings
 
     power = None if str(args.peak_power).lower() == "none" else float(args.peak_power)
     emb = generate_embeddings(args.num_items, args.num_topics, args.topic_size, peak_power=power, seed=args.seed)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        np.save(fh, emb.numpy())
-    os.replace(tmp, out)
+    atomic_save_npy(out, emb.numpy())
     print(f"wrote {tuple(emb.shape)} item embeddings (peak_power={power}, seed={args.seed}) to {out}")
     return 0

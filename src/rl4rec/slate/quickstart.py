@@ -8,23 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 COMMON = ["experiment=quickstart", "resume=true", "val_users=50", "test_users=200", "threads=0"]
 
 
 def _catalogue(runs_dir: Path) -> Path:
-    from rl4rec.runs import atomic_write_bytes
+    from rl4rec.runs import atomic_save_npy
     from rl4rec.slate.env.embeddings import generate_embeddings
 
     path = runs_dir / "quickstart" / "slate_catalogue.npy"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        import io
-
-        buf = io.BytesIO()
-        np.save(buf, generate_embeddings(1000, 10, 2, peak_power=None, seed=7).numpy())
-        atomic_write_bytes(path, buf.getvalue())
+        atomic_save_npy(path, generate_embeddings(1000, 10, 2, peak_power=None, seed=7).numpy())
     return path
 
 

@@ -1,4 +1,4 @@
-"""Shared helpers of the slate simulator tests: released catalogues and tiny scripted worlds."""
+"""Shared by the slate simulator tests (plain functions, imported by the test modules): released catalogues and tiny scripted worlds."""
 
 from __future__ import annotations
 
