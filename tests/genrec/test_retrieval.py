@@ -45,6 +45,19 @@ def _texts_and_rewards(service):
     return ranks, combine_rewards(roll, {"ndcg": 1.0}, RewardContext(cutoff=2))[0]
 
 
+def _wait_until_dead(ray, actor, timeout: float = 30.0) -> None:
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            ray.get(actor.target_ranks.remote(torch.zeros(1, 64), [0]), timeout=5)
+        except ray.exceptions.RayActorError:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the killed actor kept answering")
+
+
 def test_ray_actor_gives_the_same_rewards_as_in_process():
     ray = pytest.importorskip("ray", reason="install rl4rec[ray]")
     catalog = ["red wool scarf", "blue cotton shirt", "green garden hose", "wool socks"]
@@ -63,6 +76,7 @@ def test_ray_actor_gives_the_same_rewards_as_in_process():
         assert torch.equal(again.rank_texts(["blue cotton shirt"], [1]), torch.tensor([0]))
         # a dead service is an error after retries, never a silent zero reward
         ray.kill(remote.actor)
+        _wait_until_dead(ray, remote.actor)  # ray.kill is asynchronous
         with pytest.raises(RuntimeError, match="dead or unreachable after 3 attempts"):
             remote.rank_texts(["x"], [0])
     finally:
