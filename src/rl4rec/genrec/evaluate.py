@@ -30,7 +30,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Predictions", "predict", "compute_metrics", "evaluate_run", "baseline_results", "comparison_table", "EVAL_KS"]
+__all__ = ["Predictions", "predict", "compute_metrics", "valid_subset", "validation_metrics", "evaluate_run", "baseline_results", "comparison_table", "EVAL_KS"]
 
 EVAL_KS = (1, 3, 5, 10, 20, 50)
 _REPO = Path(__file__).resolve().parents[3]
@@ -157,6 +157,26 @@ def compute_metrics(
         groups = make_groups(history_popularity(histories, popularity), popularity_groups)
         out["popularity_groups"] = grouped_metrics(ranks, groups, tuple(k for k in (1, 3, 5, 10) if k <= beams))
     return out, ranks
+
+
+def valid_subset(examples: Sequence, rows: int, seed: int = 12345) -> list:
+    """A fixed random subset of ``rows`` examples (all when ``rows`` is 0 or larger): the same rows
+    for every seed, every validation and every stage (SFT and GRPO select on the same rows)."""
+    if not rows or rows >= len(examples):
+        return list(examples)
+    pick = np.sort(np.random.default_rng(seed).choice(len(examples), rows, replace=False))
+    return [examples[i] for i in pick]
+
+
+def validation_metrics(model, tokenizer, trie, builder, examples: Sequence, *, beams: int, batch_size: int, max_len: int, ks: Sequence[int]) -> dict[str, float]:
+    """``valid/hr@K``, ``valid/ndcg@K``, ``valid/mrr@K``, ``valid/invalid_rate`` and throughput of a
+    constrained beam search over ``examples``: the training-time validation of SFT and GRPO."""
+    pred = predict(model, tokenizer, trie, builder, examples, beams=beams, batch_size=batch_size, max_len=max_len)
+    metrics, _ = compute_metrics(pred, [e.target_item_id for e in examples], trie.item_sid.numpy(), ks=ks, num_sids=trie.num_sids)
+    out = {f"valid/{k}": float(v) for k, v in metrics.items() if "@" in k and not k.endswith("ci95")}
+    out["valid/invalid_rate"] = metrics["invalid_rate"]
+    out["perf/valid_rows_per_s"] = len(examples) / pred.seconds
+    return out
 
 
 # --------------------------------------------------------------------------- baselines

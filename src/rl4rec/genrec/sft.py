@@ -248,8 +248,19 @@ class LoadedRun:
     trie: Any  # ItemTrie of the catalog under the run's tokenizer
 
 
+def sft_run_of(run_dir):
+    """The SFT run that defines a run's data, prompts and tokenizer: the run itself, or for a GRPO
+    run the SFT run it started from (recorded in its ``init_run.json``)."""
+    from pathlib import Path
+
+    run_dir = Path(run_dir)
+    init = run_dir / "init_run.json"
+    return Path(json.loads(init.read_text())["run_dir"]) if init.is_file() else run_dir
+
+
 def load_sft_run(run, which: str = "best", runs_dir: str = "runs") -> LoadedRun:
-    """Load an SFT run (a folder, ``EXPERIMENT/NAME`` or a unique name under ``runs_dir``)."""
+    """Load an SFT run, or a GRPO run with its SFT run's data and prompts (a folder,
+    ``EXPERIMENT/NAME`` or a unique name under ``runs_dir``); the model is the run's own."""
     from pathlib import Path
 
     from rl4rec.genrec.decoding import ItemTrie
@@ -257,7 +268,7 @@ def load_sft_run(run, which: str = "best", runs_dir: str = "runs") -> LoadedRun:
     from rl4rec.runs import config_of, find_run
 
     run_dir = find_run(Path(runs_dir), str(run))
-    cfg = config_of(SFTConfig, run_dir)
+    cfg = config_of(SFTConfig, sft_run_of(run_dir))
     model, tok, meta = load_run_model(run_dir, which)
     ds = load_sft_dataset(cfg)
     return LoadedRun(run_dir, cfg, model, tok, meta, ds, PromptBuilder(ds.catalog, cfg.prompt, ds.name), ItemTrie.from_catalog(ds.catalog, tok))
@@ -268,7 +279,7 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any] | None:
     import torch
 
     from rl4rec.genrec.decoding import ItemTrie
-    from rl4rec.genrec.evaluate import compute_metrics, evaluate_run, predict
+    from rl4rec.genrec.evaluate import evaluate_run, valid_subset, validation_metrics
     from rl4rec.genrec.model import build_model, build_tokenizer, save_model_dir
     from rl4rec.genrec.prompts import PromptBuilder
     from rl4rec.genrec.tokenizer import load_tokenizer
@@ -312,10 +323,7 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any] | None:
         steps_per_epoch = len(epoch_batches(cfg.seed, 0, sizes, list(weights.values()), lengths, cfg.batch_size))
         total = cfg.max_steps or cfg.epochs * steps_per_epoch
         eval_every = cfg.eval_every or steps_per_epoch
-        valid = ds.valid
-        if cfg.eval_rows and cfg.eval_rows < len(valid):  # the same subset for every seed and eval
-            pick = np.sort(np.random.default_rng(12345).choice(len(valid), cfg.eval_rows, replace=False))
-            valid = [valid[i] for i in pick]
+        valid = valid_subset(ds.valid, cfg.eval_rows)  # the same subset for every seed and eval
         ks = tuple(sorted({k for k in cfg.ks if k <= cfg.eval_beams} | {int(cfg.select_metric.split("@")[1])}))
 
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -331,13 +339,8 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any] | None:
         def ckpt() -> dict[str, Any]:
             return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), **state}
 
-        def validate(step: int) -> dict[str, float]:
-            pred = predict(model, tok, trie, builder, valid, beams=cfg.eval_beams, batch_size=cfg.eval_batch_size, max_len=cfg.max_len)
-            metrics, _ = compute_metrics(pred, [e.target_item_id for e in valid], trie.item_sid.numpy(), ks=ks, num_sids=trie.num_sids)
-            out = {f"valid/{k}": float(v) for k, v in metrics.items() if "@" in k and not k.endswith("ci95")}
-            out["valid/invalid_rate"] = metrics["invalid_rate"]
-            out["perf/valid_rows_per_s"] = len(valid) / pred.seconds
-            return out
+        def validate(step: int) -> dict[str, float]:  # noqa: ARG001
+            return validation_metrics(model, tok, trie, builder, valid, beams=cfg.eval_beams, batch_size=cfg.eval_batch_size, max_len=cfg.max_len, ks=ks)
 
         model.train()
         batches, batches_epoch = None, -1

@@ -25,11 +25,11 @@ def all_gather_rows(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     rank, world = _world()
     if world == 1:
         return x, 0
-    size = torch.tensor([x.shape[0]], dtype=torch.long)
+    size = torch.tensor([x.shape[0]], dtype=torch.long, device=x.device)  # NCCL gathers device tensors
     sizes = [torch.zeros_like(size) for _ in range(world)]
     dist.all_gather(sizes, size)
     counts = [int(s) for s in sizes]
-    padded = torch.zeros((max(counts), *x.shape[1:]), dtype=x.dtype)
+    padded = torch.zeros((max(counts), *x.shape[1:]), dtype=x.dtype, device=x.device)
     padded[: x.shape[0]] = x
     parts = [torch.zeros_like(padded) for _ in range(world)]
     dist.all_gather(parts, padded)

@@ -21,9 +21,9 @@ def group_advantages(
     idx, n = group_index(prompt_ids)
     count = torch.bincount(idx, minlength=n).float()
     r = rewards.float()
-    mean = torch.zeros(n).index_add_(0, idx, r) / count
+    mean = r.new_zeros(n).index_add_(0, idx, r) / count
     centred = r - mean[idx]
-    var = torch.zeros(n).index_add_(0, idx, centred.pow(2)) / (count - 1).clamp(min=1)
+    var = r.new_zeros(n).index_add_(0, idx, centred.pow(2)) / (count - 1).clamp(min=1)
     std = var.sqrt()
     adv = centred / (std[idx] + eps) if scale == "group" else centred
     flat = std <= 1e-12

@@ -1,0 +1,117 @@
+"""``GRPOConfig``: every knob of ``rl4rec genrec grpo``, defaults from the launcher column of spec
+genrec.md §7.9 (beam rollouts, G = 16, 64 prompts per optimizer step whatever the device count,
+beta 1e-3, lr 1e-5, reference sync alpha 0.6 every 512 steps, cosine schedule, grad-norm 0.3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from rl4rec.common import RunConfig
+from rl4rec.config import ConfigError, field
+from rl4rec.genrec.grpo.rewards import REWARDS
+
+__all__ = ["GRPOConfig", "GRPOTaskMix", "RETRIEVAL_REWARDS"]
+
+#: rewards of free-text generation grounded by retrieval (spec §10); not for SID rollouts
+RETRIEVAL_REWARDS = ("ndcg", "hit", "mrr", "mixed")
+
+
+@dataclass(frozen=True)
+class GRPOTaskMix:
+    """Per-epoch multiplier of each SID-answer task's natural size (0 = off); spec §7.1."""
+
+    seq_sid2sid: float = field(1.0, "history SIDs -> next SID, one prompt per training row", ge=0.0)
+    title2sid: float = field(1.0, "item title -> SID, one prompt per catalog item", ge=0.0)
+    desc2sid: float = field(0.0, "item description -> SID, one prompt per catalog item (spec: on; off here: SFT does not train it by default)", ge=0.0)
+    seq_title2sid: float = field(1.0, "history titles -> next SID, one prompt per training row (capped by seq_title2sid_rows)", ge=0.0)
+
+    def weights(self) -> dict[str, float]:
+        return {t: getattr(self, t) for t in ("seq_sid2sid", "title2sid", "desc2sid", "seq_title2sid") if getattr(self, t) > 0}
+
+
+@dataclass(frozen=True)
+class GRPOConfig(RunConfig):
+    """GRPO of a generative recommender from an SFT run (``rl4rec genrec grpo``)."""
+
+    NAME_KEYS = ("rollout",)
+    NAME_EXCLUDE = (*RunConfig.NAME_EXCLUDE, "init_from", "eval_batch_size", "keep_every", "test_at_end", "stop_at_step", "rollout_batch", "micro_batch", "cpu")
+
+    experiment: str = field("genrec-grpo", "experiment name")
+    init_from: str = field("", "the SFT run to start from: folder, EXPERIMENT/NAME or a unique run name under runs_dir", short="")
+    init_which: Literal["best", "last"] = field("best", "which saved model of the SFT run")
+    tasks: GRPOTaskMix = field(default_factory=GRPOTaskMix, help="prompt mixture (SID-answer tasks)")
+    seq_title2sid_rows: int = field(10000, "seq_title2sid uses a fixed random sample of at most this many train rows (spec §7.1; never crashes on fewer)", ge=1)
+    # rollouts
+    rollout: Literal["beam", "sample", "sample_dedup"] = field("beam", "beam: the G best distinct items; sample: G constrained samples; sample_dedup: distinct samples first")
+    group_size: int = field(16, "completions per prompt (G, TRL's num_generations)", ge=2, short="G")
+    temperature: float = field(1.0, "softmax temperature of rollouts (and of the policy's log-probs)", gt=0.0, short="T")
+    dynamic_sampling: bool = field(False, "sampling rollouts: oversample, then every copy of the target first, then distinct items (spec §7.3)")
+    oversample: float = field(1.5, "sample_dedup / dynamic_sampling draw oversample x G per prompt", ge=1.0)
+    add_gt: bool = field(False, "replace the last completion of each group by the target's (with EOS)")
+    # rewards
+    rewards: dict[str, float] = field({"rule": 1.0, "ndcg_rule": 1.0}, "reward name -> weight (registered: rule, ndcg_rule, ranking, semantic, cf)")
+    invalid_reward: float = field(0.0, "reward of a completion outside the catalog (never a random item's score)")
+    semantic_encoder: str = field("hash", "item text encoder of the semantic reward: minilm | hash[:DIM] | local model folder")
+    semantic_embeddings: str = field("", "a (num_items, d) .npy of item embeddings for the semantic reward (replaces semantic_encoder)")
+    cf_model: str = field("", "the cf reward's scorer: a SASRec/GRU4Rec baseline run folder or saved model file")
+    # objective
+    scale_rewards: Literal["group", "none"] = field("group", "advantages divided by the group's reward std (group) or only centred (none)")
+    loss_type: Literal["grpo", "dapo", "gspo"] = field("grpo", "per-sequence mean (grpo), token mean (dapo) or sequence-ratio (gspo) loss")
+    beta: float = field(1e-3, "KL weight (k3 estimator to the reference model); 0 skips the reference model", ge=0.0)
+    clip_eps: float = field(0.2, "PPO clip range (acts only with num_iterations > 1)", gt=0.0)
+    num_iterations: int = field(1, "optimizer steps on each generation batch (1 = on-policy, ratio 1)", ge=1)
+    sync_ref: bool = field(True, "TR-DPO soft sync of the reference model: ref <- alpha*policy + (1-alpha)*ref")
+    ref_alpha: float = field(0.6, "mixing weight of the reference sync", gt=0.0, le=1.0)
+    ref_sync_every: int = field(512, "optimizer steps between reference syncs", ge=1)
+    # optimisation
+    prompts_per_step: int = field(64, "prompts per optimizer step over all processes (x G completions)", ge=1, short="P")
+    rollout_batch: int = field(16, "prompts per generation call (memory)", ge=1)
+    micro_batch: int = field(16, "prompts (x G completions) per forward/backward chunk; gradients accumulate (memory)", ge=1)
+    epochs: int = field(2, "passes over the prompt mixture", ge=1)
+    max_steps: int = field(0, "stop after this many optimizer steps (0 = epochs decide)", ge=0)
+    lr: float = field(1e-5, "AdamW peak learning rate", gt=0.0)
+    weight_decay: float = field(0.0, "AdamW weight decay", ge=0.0, short="wd")
+    warmup_ratio: float = field(0.03, "linear warm-up as a share of all steps", ge=0.0, lt=1.0)
+    schedule: Literal["cosine", "linear", "constant"] = field("cosine", "decay after warm-up (transformers' schedulers)")
+    grad_clip: float = field(0.3, "max gradient norm (0 = off)", ge=0.0)
+    mixed_precision: Literal["no", "bf16", "fp16"] = field("no", "accelerate mixed precision (bf16/fp16 need a GPU)")
+    cpu: bool = field(False, "run on CPU even where a GPU is visible")
+    # evaluation and checkpoints
+    eval_every: int = field(0, "validate every N steps (0 = ten times per run, as upstream's eval_steps 0.0999)", ge=0)
+    eval_at_start: bool = field(True, "validate the SFT model first (step 0), so 'best' is never worse than the start")
+    eval_rows: int = field(1000, "validation rows (the same fixed subset as SFT; 0 = all)", ge=0)
+    eval_beams: int = field(20, "beams of the validation beam search", ge=1)
+    eval_batch_size: int = field(32, "prompts per validation beam search", ge=1)
+    select_metric: str = field("ndcg@10", "validation metric selecting the best model (hr@K | ndcg@K | mrr@K)")
+    ks: tuple[int, ...] = field((1, 3, 5, 10, 20), "cut-offs reported (K <= beams)")
+    test_at_end: bool = field(True, "evaluate the best model on the test file at the end")
+    test_beams: int = field(20, "beams of the final test evaluation", ge=1)
+    keep_every: int = field(0, "keep checkpoints/step_N.pt every N steps (0 = only last and best)", ge=0)
+    stop_at_step: int = field(0, "tests: act as if SIGTERM arrived after this step (0 = never)", ge=0)
+
+    def check(self) -> None:
+        super().check()
+        name, _, k = self.select_metric.partition("@")
+        if name not in ("hr", "ndcg", "mrr") or not k.isdigit():
+            raise ConfigError(f"select_metric: {self.select_metric!r} must look like ndcg@10, hr@5 or mrr@20")
+        if int(k) > self.eval_beams:
+            raise ConfigError(f"select_metric: K={k} exceeds eval_beams={self.eval_beams} (K must be <= beams)")
+        if not self.tasks.weights():
+            raise ConfigError("tasks: every task weight is 0; give at least one task a positive weight")
+        if not self.rewards:
+            raise ConfigError("rewards: name at least one reward, e.g. rewards={rule: 1.0, ndcg_rule: 1.0}")
+        unknown = [r for r in self.rewards if r not in REWARDS]
+        if unknown:
+            raise ConfigError(f"rewards: unknown reward(s) {unknown}; registered: {', '.join(sorted(REWARDS))}")
+        text = [r for r in self.rewards if r in RETRIEVAL_REWARDS]
+        if text:
+            raise ConfigError(f"rewards: {text} score free text through retrieval (spec §10), not SID rollouts")
+        if "cf" in self.rewards:
+            if not self.cf_model:
+                raise ConfigError("rewards: cf needs cf_model=<SASRec baseline run folder or model file>")
+            item_tasks = [t for t in ("title2sid", "desc2sid") if t in self.tasks.weights()]
+            if item_tasks:
+                raise ConfigError(f"rewards: cf scores a history; the item tasks {item_tasks} have none (set tasks.<task>=0)")
+        if self.rollout == "beam" and self.dynamic_sampling:
+            raise ConfigError("dynamic_sampling applies to sampling rollouts (rollout=sample or sample_dedup), not beam")

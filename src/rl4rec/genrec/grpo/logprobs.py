@@ -1,0 +1,88 @@
+"""Per-token log-probabilities of G completions per prompt, with the prompt run once per group.
+
+TRL (and upstream MiniOneRec) concatenate every completion with its own copy of the prompt, so a
+group of G = 16 completions of 5 tokens after a 100-token prompt costs 16 x 105 token positions
+forward and backward. Here the prompt is run once with a KV cache, the cache is repeated for the
+G completions (a differentiable ``repeat_interleave``, so gradients still reach the prompt's
+keys and values), and only the completion tokens are run on top: 100 + 16 x 5 positions. The
+log-probs are the same as the concatenated computation (tested), and so are their gradients.
+
+    lp = completion_logprobs(model, prompts, completions, group_size=16)   # (B*G, T)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["completion_logprobs", "naive_completion_logprobs"]
+
+
+def _left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for b, p in enumerate(prompts):  # one copy per prompt (not per completion)
+        ids[b, width - len(p) :] = torch.as_tensor(list(p), dtype=torch.long)
+        mask[b, width - len(p) :] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
+    logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    return logits.gather(-1, tokens[..., None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
+def completion_logprobs(
+    model,
+    prompts: Sequence[Sequence[int]],
+    completions: torch.Tensor,
+    *,
+    group_size: int,
+    pad_id: int,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """``(B*G, T)`` log-probs of ``completions`` (``(B*G, T)``; rows ``b*G .. b*G+G-1`` answer
+    ``prompts[b]``) under ``model``, computed with gradients when grad mode is on.
+
+    Positions after a completion's EOS hold pad ids; their log-probs are computed but meaningless
+    (mask them). The causal mask keeps them from influencing earlier positions.
+    """
+    b, g = len(prompts), group_size
+    if completions.shape[0] != b * g:
+        raise ValueError(f"{completions.shape[0]} completions for {b} prompts x {g}")
+    device = next(model.parameters()).device
+    completions = completions.to(device)
+    ids, mask = _left_pad(prompts, pad_id, device)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+    first = _token_logprobs(out.logits[:, -1].repeat_interleave(g, 0), completions[:, 0], temperature)
+    t = completions.shape[1]
+    if t == 1:
+        return first[:, None]
+    cache = out.past_key_values
+    for layer in cache.layers:  # the prompt's keys/values, once per completion (differentiable)
+        layer.keys = layer.keys.repeat_interleave(g, 0)
+        layer.values = layer.values.repeat_interleave(g, 0)
+    lengths = mask.sum(-1).repeat_interleave(g)
+    step_mask = torch.cat([mask.repeat_interleave(g, 0), torch.ones(b * g, t - 1, dtype=mask.dtype, device=device)], 1)
+    step_pos = lengths[:, None] + torch.arange(t - 1, device=device)
+    rest = model(input_ids=completions[:, :-1], attention_mask=step_mask, position_ids=step_pos, past_key_values=cache, use_cache=True)
+    return torch.cat([first[:, None], _token_logprobs(rest.logits, completions[:, 1:], temperature)], 1)
+
+
+def naive_completion_logprobs(model, prompts, completions: torch.Tensor, *, group_size: int, pad_id: int, temperature: float = 1.0) -> torch.Tensor:
+    """The reference: each completion concatenated with its own prompt copy, one forward pass
+    per row (what TRL does). For tests and the benchmark."""
+    device = next(model.parameters()).device
+    rows = []
+    for r in range(completions.shape[0]):
+        p = list(prompts[r // group_size])
+        seq = torch.as_tensor(p + completions[r].tolist(), device=device)[None]
+        logits = model(input_ids=seq).logits[0, len(p) - 1 : -1]
+        rows.append(_token_logprobs(logits, completions[r].to(device), temperature))
+    del pad_id
+    return torch.stack(rows)

@@ -1,0 +1,148 @@
+"""GRPO rollouts: G completions per prompt, each carrying its item, rank and prompt id explicitly.
+
+Modes (spec genrec.md §7.3):
+
+- ``beam``: constrained beam search with G beams; the group is the G *distinct* best items, rank
+  0 = best beam. Not samples of the policy (deliberately: unique, high-likelihood candidates).
+- ``sample``: G independent constrained samples; duplicates are frequent.
+- ``sample_dedup``: ``oversample x G`` samples, then the distinct items first (most frequent
+  first), then repeats to fill G.
+- ``dynamic_sampling`` (sampling modes): as ``sample_dedup`` but every copy of the target comes
+  first (upstream's selection, spec §7.3).
+
+``rank`` is the completion's rank by sequence log-prob inside its group (in beam mode that is the
+beam rank), never a position modulo G (spec §12.4). ``add_gt`` puts the target's completion in
+the group's last slot, with EOS (upstream drops it, §12.6). All selection is batched tensor work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from rl4rec.genrec.decoding import ItemTrie, constrained_beam_search, constrained_sample
+
+__all__ = ["RolloutBatch", "generate_rollouts", "select_group", "RolloutMode"]
+
+RolloutMode = Literal["beam", "sample", "sample_dedup"]
+
+
+@dataclass
+class RolloutBatch:
+    """B prompts x G completions, flattened to M = B*G rows (rows of a prompt are consecutive)."""
+
+    prompt_ids: torch.Tensor  # (M,) global prompt (group) id
+    item_ids: torch.Tensor  # (M,) generated item (a hit resolved to the target under SID collisions)
+    sid_index: torch.Tensor  # (M,) distinct-SID index of the completion
+    ranks: torch.Tensor  # (M,) rank inside the group by sequence log-prob (0 = best)
+    target_ids: torch.Tensor  # (M,)
+    tokens: torch.Tensor  # (M, T) completion ids (SID tokens, "\n", EOS, pad)
+    mask: torch.Tensor  # (M, T) bool, True up to and including EOS
+    group_size: int
+
+
+def select_group(sids: torch.Tensor, scores: torch.Tensor, target_sid: torch.Tensor, g: int, *, target_first: bool) -> torch.Tensor:
+    """Column indices ``(B, g)`` choosing g of the M sampled completions of each row.
+
+    Order of preference: (every copy of the target, if ``target_first``), then one copy of each
+    other distinct SID by descending frequency (ties: higher log-prob), then the remaining
+    copies. Done as one sort over a composite key, no loop over rows.
+    """
+    b, m = sids.shape
+    same = sids[:, :, None] == sids[:, None, :]  # (B, M, M)
+    freq = same.sum(-1)
+    earlier = torch.tril(torch.ones(m, m, dtype=torch.bool, device=sids.device), diagonal=-1)
+    first = ~(same & earlier).any(-1)  # first occurrence of its SID in the row
+    is_target = sids == target_sid[:, None]
+    tier = torch.where(first, 1, 2)
+    if target_first:
+        tier = torch.where(is_target, 0, tier)
+    # sort by tier, then frequency (desc), then log-prob (desc): lexicographic via stable sorts
+    order = torch.argsort(scores, dim=1, descending=True, stable=True)
+    for key, desc in ((freq, True), (tier, False)):
+        k = key.gather(1, order)
+        order = order.gather(1, torch.argsort(k, dim=1, descending=desc, stable=True))
+    return order[:, :g]
+
+
+def _ranks_by_score(scores: torch.Tensor) -> torch.Tensor:
+    """Rank of each completion in its row by score (0 = highest), ties by position."""
+    order = torch.argsort(scores, dim=1, descending=True, stable=True)
+    return torch.argsort(order, dim=1, stable=True)
+
+
+@torch.no_grad()
+def generate_rollouts(
+    model,
+    prompts: Sequence[Sequence[int]],
+    targets: torch.Tensor,
+    prompt_ids: torch.Tensor,
+    trie: ItemTrie,
+    *,
+    group_size: int,
+    mode: RolloutMode = "beam",
+    temperature: float = 1.0,
+    dynamic_sampling: bool = False,
+    oversample: float = 1.5,
+    add_gt: bool = False,
+    generator: torch.Generator | None = None,
+) -> RolloutBatch:
+    """G completions for each of the B ``prompts`` (their ``targets`` and global ``prompt_ids``)."""
+    g = group_size
+    was_training = model.training
+    model.eval()
+    try:
+        if mode == "beam":
+            out = constrained_beam_search(model, prompts, trie, num_beams=g, temperature=temperature)
+            sid, scores, tokens, mask = out.sid_index, out.scores, out.token_ids, out.completion_mask
+        elif mode in ("sample", "sample_dedup"):
+            pick = mode == "sample_dedup" or dynamic_sampling
+            n = max(g, int(oversample * g)) if pick else g
+            out = constrained_sample(model, prompts, trie, num_samples=n, temperature=temperature, generator=generator)
+            sid, scores, tokens, mask = out.sid_index, out.scores, out.token_ids, out.completion_mask
+            if pick:
+                tsid = trie.item_sid.to(sid.device)[targets]
+                cols = select_group(sid, scores, tsid, g, target_first=dynamic_sampling)
+                sid, scores = sid.gather(1, cols), scores.gather(1, cols)
+                tokens = tokens.gather(1, cols[..., None].expand(-1, -1, tokens.shape[-1]))
+                mask = mask.gather(1, cols[..., None].expand(-1, -1, mask.shape[-1]))
+        else:
+            raise ValueError(f"unknown rollout mode {mode!r}; choose beam, sample or sample_dedup")
+    finally:
+        model.train(was_training)
+    dev = sid.device
+    targets = targets.to(dev)
+    ranks = torch.arange(g, device=dev).expand(len(prompts), g) if mode == "beam" else _ranks_by_score(scores)
+    if add_gt:  # the target's own completion (with its EOS) replaces the last slot of each group
+        tsid = trie.item_sid.to(dev)[targets]
+        comp = trie.completions.to(dev)[tsid]
+        width = max(tokens.shape[-1], comp.shape[-1])
+        tokens = torch.nn.functional.pad(tokens, (0, width - tokens.shape[-1]), value=trie.pad_id)
+        mask = torch.nn.functional.pad(mask, (0, width - mask.shape[-1]), value=False)
+        tokens[:, -1] = torch.nn.functional.pad(comp, (0, width - comp.shape[-1]), value=trie.pad_id)
+        mask[:, -1] = torch.arange(width, device=dev) < (trie.sid_lengths.to(dev)[tsid] + len(trie.suffix_ids))[:, None]
+        sid = sid.clone()
+        sid[:, -1] = tsid
+        if mode != "beam":
+            ranks = ranks.clone()
+            ranks[:, -1] = g - 1  # ranks of the sampled rows are recomputed below
+            ranks[:, :-1] = _ranks_by_score(scores[:, :-1])
+        else:
+            ranks = ranks.clone()
+    first_item = trie.sid_first_item.to(dev)[sid]
+    tsid = trie.item_sid.to(dev)[targets]
+    items = torch.where(sid == tsid[:, None], targets[:, None].expand_as(sid), first_item)
+    b = len(prompts)
+    return RolloutBatch(
+        prompt_ids=prompt_ids.to(dev).repeat_interleave(g),
+        item_ids=items.reshape(-1),
+        sid_index=sid.reshape(-1),
+        ranks=ranks.reshape(-1),
+        target_ids=targets.repeat_interleave(g),
+        tokens=tokens.reshape(b * g, -1),
+        mask=mask.reshape(b * g, -1),
+        group_size=g,
+    )

@@ -1,0 +1,462 @@
+"""``rl4rec genrec grpo``: GRPO of an SFT-trained generative recommender (spec genrec.md §7).
+
+    rl4rec genrec grpo --config configs/genrec/grpo_industrial.yaml init_from=<SFT run> seed=0
+
+One step: take ``prompts_per_step`` prompts (each process its share; a group never straddles
+processes) -> G completions each by constrained beam search or sampling -> registered rewards ->
+advantages per prompt id over the gathered batch of all processes -> the policy's per-token
+log-probs (prompt run once per group, :mod:`.logprobs`) and the reference model's -> the
+GRPO/DAPO/GSPO loss, normalised by the global row or token count -> gradients summed over
+processes -> clip, AdamW, schedule. Every ``eval_every`` steps a validation beam search; the best
+model (the SFT model included, step 0) is kept and tested at the end.
+
+Built on ``accelerate`` for the process group, device placement and mixed precision. The model is
+deliberately *not* wrapped in DDP: a loss here runs two forward passes through a shared prompt
+cache before one backward, which DDP's one-forward-per-backward hooks do not allow; gradients are
+summed explicitly once per optimizer step instead (:func:`.distributed.sum_gradients`), which
+also makes micro-batch accumulation free of extra all-reduces. With 1 or N processes the update
+is the same (tested).
+
+Run folder: ``init_run.json`` (the SFT run), ``model/best`` and ``model/last`` (loadable like an
+SFT run's, so ``rl4rec genrec eval`` works on it), ``checkpoints/last.pt`` (policy, reference,
+optimizer, scheduler; resume), ``metrics.jsonl`` and ``test_results.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rl4rec.genrec.grpo.config import GRPOConfig
+from rl4rec.genrec.grpo.distributed import all_gather_rows, global_advantages, sum_gradients
+from rl4rec.genrec.grpo.logprobs import completion_logprobs
+from rl4rec.genrec.grpo.objective import policy_loss
+from rl4rec.genrec.grpo.rewards import RewardContext, Rollouts, combine_rewards
+from rl4rec.genrec.grpo.rollout import generate_rollouts
+
+log = logging.getLogger(__name__)
+
+__all__ = ["train_grpo", "build_prompt_pool", "epoch_order", "reward_context", "sync_reference"]
+
+
+# --------------------------------------------------------------------------- data
+
+
+def build_prompt_pool(cfg: GRPOConfig, builder, ds, tokenizer, *, max_len: int, reserve: int):
+    """(samples, prompt ids, sizes per task): the GRPO prompt mixture, encoded once."""
+    from rl4rec.genrec.prompts import SEQ_TASKS, prompt_ids
+
+    samples, sizes = [], {}
+    for task in cfg.tasks.weights():
+        if task in SEQ_TASKS:
+            rows = ds.train
+            if task == "seq_title2sid" and len(rows) > cfg.seq_title2sid_rows:  # spec §7.1, without the crash on fewer rows
+                pick = np.sort(np.random.default_rng(0).choice(len(rows), cfg.seq_title2sid_rows, replace=False))
+                rows = [rows[i] for i in pick]
+            part = builder.seq_samples(task, rows)
+        else:
+            part = builder.item_samples(task)
+        sizes[task] = len(part)
+        samples += part
+    encoded = [prompt_ids(builder, tokenizer, s, max_len=max_len, reserve=reserve, phase="rl")[0] for s in samples]
+    return samples, encoded, sizes
+
+
+def epoch_order(seed: int, epoch: int, task_of: np.ndarray, weights: dict[str, float], tasks: list[str]) -> np.ndarray:
+    """The prompt order of one epoch, a pure function of (seed, epoch): each task contributes
+    ``weight x size`` prompts (fractions: a fresh random subset each epoch), shuffled."""
+    rng = np.random.default_rng([seed, epoch, 11])
+    parts = []
+    for t, name in enumerate(tasks):
+        idx = np.flatnonzero(task_of == t)
+        w = weights[name]
+        parts.extend([idx] * int(w))
+        if w - int(w) > 0:
+            parts.append(rng.choice(idx, int(round((w - int(w)) * idx.size)), replace=False))
+    return rng.permutation(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+
+def reward_context(cfg: GRPOConfig, catalog, *, cache_dir: Path) -> RewardContext:
+    """What the configured rewards need: item embeddings (semantic), the CF scorer (cf)."""
+    ctx = RewardContext(invalid_reward=cfg.invalid_reward, group_size=cfg.group_size)
+    if "semantic" in cfg.rewards:
+        if cfg.semantic_embeddings:
+            emb = np.load(cfg.semantic_embeddings)
+            if emb.shape[0] != len(catalog):
+                raise ValueError(f"semantic_embeddings: {emb.shape[0]} rows for {len(catalog)} items")
+        else:
+            from rl4rec.genrec.sid.text import embed_items, make_encoder
+
+            emb = embed_items(catalog, make_encoder(cfg.semantic_encoder), cache_dir=cache_dir)
+        ctx.item_embeddings = torch.as_tensor(emb, dtype=torch.float32)
+    if "cf" in cfg.rewards:
+        from rl4rec.genrec.baselines.models import load_model
+
+        scorer = load_model(cfg.cf_model)
+        if scorer.num_items != len(catalog):
+            raise ValueError(f"cf_model: scores {scorer.num_items} items, the catalog has {len(catalog)}")
+        ctx.cf_scorer = scorer
+    return ctx
+
+
+@torch.no_grad()
+def sync_reference(ref, policy, alpha: float) -> None:
+    """TR-DPO soft update ``ref <- alpha * policy + (1 - alpha) * ref``."""
+    for r, p in zip(ref.parameters(), policy.parameters(), strict=True):
+        r.mul_(1 - alpha).add_(p.detach(), alpha=alpha)
+
+
+def _group_stats(roll) -> dict[str, float]:
+    g = roll.group_size
+    sid = roll.sid_index.view(-1, g)
+    srt = sid.sort(1).values
+    distinct = 1 + (srt[:, 1:] != srt[:, :-1]).sum(1)
+    hit = (roll.item_ids == roll.target_ids).view(-1, g).any(1)
+    toks = roll.tokens[roll.mask]
+    return {
+        "train/categorical_diversity": float((distinct.float() / g).mean()),
+        "train/token_diversity": float(toks.unique().numel() / max(1, toks.numel())),
+        "train/completion_length": float(roll.mask.sum(1).float().mean()),
+        "train/group_hit_rate": float(hit.float().mean()),
+    }
+
+
+def _mean_over_processes(metrics: dict[str, float], device) -> dict[str, float]:
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return metrics
+    keys = sorted(metrics)
+    vec = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(vec)
+    return {k: float(v) / dist.get_world_size() for k, v in zip(keys, vec.tolist(), strict=True)}
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class _FollowerRun:
+    """What a non-main process sees of the run: the resume state, nothing written."""
+
+    def __init__(self, cfg: GRPOConfig, run_dir: Path):
+        from rl4rec.runs import load_checkpoint, set_rng_state
+        from rl4rec.seeding import apply_threads, seed_everything
+
+        self.dir, self.cfg, self.resume_state, self.start_step = run_dir, cfg, None, 0
+        apply_threads(cfg.threads)
+        seed_everything(cfg.seed)
+        last = run_dir / "checkpoints" / "last.pt"
+        if cfg.resume and last.exists():
+            self.resume_state = load_checkpoint(last)
+            self.start_step = int(self.resume_state["step"])
+            set_rng_state(self.resume_state["rng"])
+        self._stop = False
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        from rl4rec.runs import StopRequested
+
+        return exc[0] is StopRequested
+
+    def log_metrics(self, *a, **k) -> None:
+        pass
+
+    def save_checkpoint(self, *a, **k) -> None:
+        pass
+
+    def write_result(self, *a, **k) -> None:
+        pass
+
+    def check_stop(self) -> None:
+        from rl4rec.runs import StopRequested
+
+        if self._stop:
+            raise StopRequested()
+
+
+def _any_process(flag: bool, device) -> bool:
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    t = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(t)
+    return bool(t.item())
+
+
+def train_grpo(cfg: GRPOConfig) -> dict[str, Any] | None:
+    """Train, validate, test; returns the results (``None`` when stopped by SIGTERM)."""
+    from accelerate import Accelerator
+    from transformers import get_scheduler
+
+    from rl4rec.genrec.evaluate import evaluate_run, valid_subset, validation_metrics
+    from rl4rec.genrec.model import save_model_dir
+    from rl4rec.genrec.sft import load_sft_run
+    from rl4rec.naming import run_name
+    from rl4rec.progress import track
+    from rl4rec.runs import Run, atomic_write_text, set_rng_state
+
+    if not cfg.init_from:
+        raise ValueError("init_from: name the SFT run to start from (rl4rec genrec sft ...), or use --smoke")
+    t_start = time.perf_counter()
+    # cpu=True where no GPU is visible: accelerate only sets up a multi-process CPU (gloo) group then
+    acc = Accelerator(cpu=cfg.cpu or not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
+    world, rank = acc.num_processes, acc.process_index
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != world:  # never let N launched processes each train (and write) as if alone
+        raise RuntimeError(f"launched as {launched} processes but accelerate set up {world}; check the launcher and the device setup")
+    if cfg.prompts_per_step % world:
+        raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must be divisible by the {world} processes (groups never straddle processes)")
+    per_proc = cfg.prompts_per_step // world
+    run_dir = Path(cfg.runs_dir) / cfg.experiment / (cfg.run_name or run_name(cfg))
+    opened = Run(cfg, key_metric=f"valid/{cfg.select_metric}") if acc.is_main_process else None
+    acc.wait_for_everyone()
+    with opened if opened is not None else _FollowerRun(cfg, run_dir) as run:
+        loaded = load_sft_run(cfg.init_from, cfg.init_which, cfg.runs_dir)
+        sft_cfg, tok, builder, trie, ds = loaded.cfg, loaded.tokenizer, loaded.builder, loaded.trie, loaded.dataset
+        if acc.is_main_process:
+            atomic_write_text(run.dir / "init_run.json", json.dumps({"run_dir": str(Path(loaded.run_dir).resolve()), "which": cfg.init_which}))
+        if cfg.rollout == "beam" and cfg.group_size > trie.num_sids:
+            raise ValueError(f"group_size={cfg.group_size} distinct beams, but the catalog has only {trie.num_sids} distinct SIDs")
+        device = acc.device
+        policy = loaded.model.to(device)
+        policy.train()
+        for p in policy.parameters():
+            p.requires_grad_(True)
+        use_ref = cfg.beta > 0
+        ref = copy.deepcopy(policy).eval().requires_grad_(False) if use_ref else None
+        trie = trie.to(device)
+        meta = {**loaded.meta, "grpo_from": str(loaded.run_dir), "rollout": cfg.rollout, "rewards": dict(cfg.rewards)}
+
+        reserve = trie.max_sid_len + len(trie.suffix_ids)
+        samples, prompts, sizes = build_prompt_pool(cfg, builder, ds, tok, max_len=sft_cfg.max_len, reserve=reserve)
+        tasks = list(sizes)
+        task_of = np.repeat(np.arange(len(tasks)), [sizes[t] for t in tasks])
+        weights = cfg.tasks.weights()
+        per_epoch = len(epoch_order(cfg.seed, 0, task_of, weights, tasks))
+        steps_per_epoch = max(1, per_epoch // cfg.prompts_per_step)
+        total = cfg.max_steps or cfg.epochs * steps_per_epoch
+        eval_every = cfg.eval_every or max(1, math.ceil(total / 10))
+        ctx = reward_context(cfg, ds.catalog, cache_dir=Path(cfg.runs_dir) / ".cache")
+        valid = valid_subset(ds.valid, cfg.eval_rows)
+        ks = tuple(sorted({k for k in cfg.ks if k <= cfg.eval_beams} | {int(cfg.select_metric.split("@")[1])}))
+        log.info("GRPO on %s: %s prompts/epoch (%s), %d steps of %d prompts x G=%d on %d process(es), rollout=%s, rewards=%s",
+                 ds.name, per_epoch, sizes, total, cfg.prompts_per_step, cfg.group_size, world, cfg.rollout, dict(cfg.rewards))
+
+        params = [p for p in policy.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched_name = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}[cfg.schedule]
+        sched = get_scheduler(sched_name, opt, num_warmup_steps=int(cfg.warmup_ratio * total), num_training_steps=total)
+        state: dict[str, Any] = {"best": -math.inf, "best_step": 0, "train_s": 0.0, "completions": 0, "tokens": 0, "start_valid": None}
+        if run.resume_state is not None:
+            rs = run.resume_state
+            policy.load_state_dict(rs["model"])
+            if use_ref:
+                ref.load_state_dict(rs["ref_model"])
+            opt.load_state_dict(rs["optimizer"])
+            sched.load_state_dict(rs["scheduler"])
+            state.update({k: rs[k] for k in state})
+            set_rng_state(rs["rng"])
+
+        def ckpt() -> dict[str, Any]:
+            out = {"model": policy.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), **state}
+            if use_ref:
+                out["ref_model"] = ref.state_dict()
+            return out
+
+        def validate() -> dict[str, float]:
+            if not acc.is_main_process:
+                return {}
+            return validation_metrics(policy, tok, trie, builder, valid, beams=cfg.eval_beams, batch_size=cfg.eval_batch_size, max_len=sft_cfg.max_len, ks=ks)
+
+        def save(step: int, metrics: dict | None, is_best: bool, keep: bool = False) -> None:
+            run.save_checkpoint(ckpt(), step, keep=keep, best=is_best)
+            if acc.is_main_process:
+                save_model_dir(policy, tok, run.dir / "model" / "last", {**meta, "step": step})
+                if is_best:
+                    save_model_dir(policy, tok, run.dir / "model" / "best", {**meta, "step": step, "valid": metrics})
+            acc.wait_for_everyone()
+
+        select_key = f"valid/{cfg.select_metric}"
+        if run.start_step == 0 and cfg.eval_at_start:
+            m0 = validate()
+            if acc.is_main_process:
+                state.update(best=m0[select_key], best_step=0, start_valid=m0)
+                run.log_metrics(m0, 0)
+                log.info("step 0 (SFT model) valid %s", " ".join(f"{k[6:]}={v:.4f}" for k, v in m0.items() if "@" in k))
+            save(0, m0, is_best=True)
+
+        last_step = run.start_step
+        orders: dict[int, np.ndarray] = {}
+        for step in track(range(run.start_step + 1, total + 1), desc=f"grpo {ds.name}", enabled=cfg.progress and acc.is_main_process, unit="step"):
+            if _any_process(run.stop_requested, device):  # SIGTERM on any process: all stop after a checkpoint
+                save(step - 1, None, is_best=False)
+                run._stop = True
+                run.check_stop()
+            t_step, last_step = time.perf_counter(), step
+            epoch, pos = divmod(step - 1, steps_per_epoch)
+            if epoch not in orders:
+                orders = {epoch: epoch_order(cfg.seed, epoch, task_of, weights, tasks)}
+            glob = orders[epoch][pos * cfg.prompts_per_step : (pos + 1) * cfg.prompts_per_step]
+            mine = glob[rank * per_proc : (rank + 1) * per_proc]
+            pids = torch.arange(rank * per_proc, rank * per_proc + len(mine)) + (step - 1) * cfg.prompts_per_step
+            targets = torch.as_tensor([samples[i].target_item_id for i in mine])
+            my_prompts = [prompts[i] for i in mine]
+
+            # 1. rollouts
+            t0 = time.perf_counter()
+            gen = torch.Generator(device=device).manual_seed(int(cfg.seed) * 1_000_003 + step * 101 + rank)
+            rolls = [
+                generate_rollouts(
+                    policy, my_prompts[c : c + cfg.rollout_batch], targets[c : c + cfg.rollout_batch], pids[c : c + cfg.rollout_batch], trie,
+                    group_size=cfg.group_size, mode=cfg.rollout, temperature=cfg.temperature, dynamic_sampling=cfg.dynamic_sampling,
+                    oversample=cfg.oversample, add_gt=cfg.add_gt, generator=gen,
+                )
+                for c in range(0, len(mine), cfg.rollout_batch)
+            ]
+            rollout_s = time.perf_counter() - t0
+
+            # 2. rewards and advantages (whole groups over all processes)
+            width = max(r.tokens.shape[1] for r in rolls)
+            tokens = torch.cat([torch.nn.functional.pad(r.tokens, (0, width - r.tokens.shape[1]), value=trie.pad_id) for r in rolls])
+            mask = torch.cat([torch.nn.functional.pad(r.mask, (0, width - r.mask.shape[1]), value=False) for r in rolls])
+            cat = {k: torch.cat([getattr(r, k) for r in rolls]).cpu() for k in ("prompt_ids", "item_ids", "ranks", "target_ids", "sid_index")}
+            g = cfg.group_size
+            histories = [list(samples[i].history) for i in mine for _ in range(g)]
+            rewards, metrics = combine_rewards(Rollouts(cat["prompt_ids"], cat["item_ids"], cat["ranks"], cat["target_ids"], histories), dict(cfg.rewards), ctx)
+            adv, adv_metrics, n_rows = global_advantages(rewards.to(device), cat["prompt_ids"].to(device), scale=cfg.scale_rewards)
+            metrics.update(adv_metrics)
+            whole = type(rolls[0])(tokens=tokens, mask=mask, group_size=g, **{k: v for k, v in cat.items()})
+            metrics.update(_group_stats(whole))
+
+            # 3. loss over micro-batches, gradients summed over processes
+            n_tokens_global = all_gather_rows(mask.sum().view(1).float().to(device))[0].sum().item()
+            norm = float(n_tokens_global) if cfg.loss_type == "dapo" else float(n_rows)
+            t1 = time.perf_counter()
+            chunks = [slice(c, min(c + cfg.micro_batch, len(mine))) for c in range(0, len(mine), cfg.micro_batch)]
+            old_lp: dict[int, torch.Tensor] = {}
+            ref_lp: dict[int, torch.Tensor] = {}
+            kl_sum = loss_sum = 0.0
+            for it in range(cfg.num_iterations):
+                opt.zero_grad(set_to_none=True)
+                for ci, ch in enumerate(chunks):
+                    rows = slice(ch.start * g, ch.stop * g)
+                    ctoks, cmask, cadv = tokens[rows].to(device), mask[rows].to(device), adv[rows]
+                    with acc.autocast():
+                        lp = completion_logprobs(policy, my_prompts[ch], ctoks, group_size=g, pad_id=trie.pad_id, temperature=cfg.temperature)
+                    if use_ref and ci not in ref_lp:
+                        with torch.inference_mode(), acc.autocast():
+                            ref_lp[ci] = completion_logprobs(ref, my_prompts[ch], ctoks, group_size=g, pad_id=trie.pad_id, temperature=cfg.temperature).float()
+                    if cfg.num_iterations > 1 and ci not in old_lp:
+                        old_lp[ci] = lp.detach()
+                    loss, lm = policy_loss(
+                        lp.float(), cmask, cadv, old_logp=old_lp.get(ci), ref_logp=ref_lp.get(ci), beta=cfg.beta,
+                        clip_eps=cfg.clip_eps, loss_type=cfg.loss_type, normalizer=norm,
+                    )
+                    loss.backward()
+                    loss_sum += float(loss.detach())
+                    kl_sum += lm.get("train/kl", 0.0) * float(cmask.sum())
+                sum_gradients(params)
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip else torch.tensor(0.0)
+                opt.step()
+            sched.step()
+            if use_ref and cfg.sync_ref and step % cfg.ref_sync_every == 0:
+                sync_reference(ref, policy, cfg.ref_alpha)
+            loss_s = time.perf_counter() - t1
+
+            step_s = time.perf_counter() - t_step
+            state["train_s"] += step_s
+            state["completions"] += len(mine) * g * world
+            state["tokens"] += int(n_tokens_global)
+            metrics.update({
+                "train/loss": loss_sum / cfg.num_iterations,
+                "train/kl": kl_sum / max(1.0, float(mask.sum())) / cfg.num_iterations,
+                "train/grad_norm": float(grad_norm),
+            })
+            metrics = _mean_over_processes(metrics, device)
+            metrics.update({
+                "train/lr": sched.get_last_lr()[0],
+                "train/epoch": step / steps_per_epoch,
+                "perf/step_s": step_s,
+                "perf/rollout_s": rollout_s,
+                "perf/loss_s": loss_s,
+                "perf/completions_per_s": len(mine) * g * world / step_s,
+                "perf/tokens_per_s": n_tokens_global / step_s,
+            })
+            if step % cfg.tracking.log_every == 0:
+                run.log_metrics(metrics, step)
+                log.info("step %d/%d reward %.4f ± %.4f kl %.5f loss %.5f zero-adv groups %.2f hit groups %.2f (%.2fs)",
+                         step, total, metrics["train/reward"], metrics["train/reward_std"], metrics["train/kl"], metrics["train/loss"],
+                         metrics["train/zero_adv_groups"], metrics["train/group_hit_rate"], step_s)
+
+            is_best, vm = False, None
+            if step % eval_every == 0 or step == total:
+                vm = validate()
+                if acc.is_main_process:
+                    if vm[select_key] > state["best"]:
+                        state.update(best=vm[select_key], best_step=step)
+                        is_best = True
+                    run.log_metrics(vm, step)
+                    log.info("step %d/%d valid %s", step, total, " ".join(f"{k[6:]}={v:.4f}" for k, v in vm.items() if "@" in k))
+                is_best = _any_process(is_best, device)
+            keep = bool(cfg.keep_every) and step % cfg.keep_every == 0
+            if vm is not None or keep or cfg.stop_at_step == step:
+                save(step, vm, is_best, keep)
+            if cfg.stop_at_step == step and step < total:
+                run._stop = True  # the test hook: what the SIGTERM handler does
+                run.check_stop()
+
+        result: dict[str, Any] = {
+            "dataset": ds.name,
+            "train_recipe": ds.train_recipe,
+            "seed": cfg.seed,
+            "init_from": str(loaded.run_dir),
+            "rollout": cfg.rollout,
+            "rewards": dict(cfg.rewards),
+            "group_size": cfg.group_size,
+            "prompts_per_step": cfg.prompts_per_step,
+            "processes": world,
+            "tasks": sizes,
+            "steps": last_step,
+            "steps_planned": total,
+            "best_step": int(state["best_step"]),
+            "best_valid": {cfg.select_metric: state["best"]},
+            "start_valid": state["start_valid"],
+            "train_s": float(state["train_s"]),
+            "completions": int(state["completions"]),
+            "run_dir": str(run.dir),
+        }
+        if cfg.test_at_end and acc.is_main_process:
+            test = evaluate_run(run.dir, split="test", beams=cfg.test_beams, which="best", runs_dir=cfg.runs_dir, progress=False, threads=cfg.threads)
+            result["test"] = {k: v for k, v in test["metrics"].items() if k != "popularity_groups"}
+            result["test_popularity_groups"] = test["metrics"].get("popularity_groups")
+            result["baselines"] = test["baselines"]
+            sft_res = Path(loaded.run_dir) / "test_results.json"
+            if sft_res.is_file():
+                sft = json.loads(sft_res.read_text())
+                if sft.get("test", {}).get("beams") == test["metrics"]["beams"]:
+                    result["sft_test"] = sft["test"]
+                    result["baselines"] = [{"model": "SFT (start)", "source": str(loaded.run_dir), "seeds": 1, **sft["test"]}, *result["baselines"]]
+            from rl4rec.genrec.evaluate import comparison_table
+
+            result["table"] = comparison_table(result["test"], result["baselines"], name="GRPO (ours)")
+            run.log_metrics({f"test/{k}": v for k, v in result["test"].items() if "@" in k and not k.endswith("ci95")}, last_step)
+        result["wall_s"] = time.perf_counter() - t_start
+        run.write_result("test_results.json", result)
+        acc.wait_for_everyone()
+        return result
