@@ -61,6 +61,29 @@ def test_shared_prefix_logprobs_equal_one_forward_per_completion():
         assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
+def test_trie_logprobs_are_a_distribution_over_the_catalog(sft_run):
+    """With the trie, log-probs are those of the constrained policy that generated the rollouts:
+    summed over every catalog SID they give probability 1, forced tokens cost nothing, and the
+    shared-prefix computation equals one forward pass per completion."""
+    loaded = load_sft_run(sft_run)
+    trie, model = loaded.trie, loaded.model
+    from rl4rec.genrec.prompts import PromptBuilder, prompt_ids
+
+    prompt = prompt_ids(loaded.builder, loaded.tokenizer, PromptBuilder.seq_samples("seq_sid2sid", loaded.dataset.valid[:1])[0], max_len=256)[0]
+    comps = trie.completions
+    mask = torch.arange(comps.shape[1]) < (trie.sid_lengths + len(trie.suffix_ids))[:, None]
+    with torch.no_grad():
+        lp = completion_logprobs(model, [prompt], comps, group_size=trie.num_sids, pad_id=trie.pad_id, trie=trie)
+        full = completion_logprobs(model, [prompt], comps, group_size=trie.num_sids, pad_id=trie.pad_id)
+        slow = naive_completion_logprobs(model, [prompt], comps[:5], group_size=5, pad_id=trie.pad_id, trie=trie)
+    seq = (lp * mask).sum(1)
+    assert seq.exp().sum().item() == pytest.approx(1.0, abs=1e-4)
+    assert (full * mask).sum(1).exp().sum().item() < 1.0  # the unconstrained policy leaks mass outside the catalog
+    forced = mask & (torch.arange(comps.shape[1]) >= trie.sid_lengths[:, None])
+    assert_close(lp[forced], torch.zeros(int(forced.sum())), atol=1e-6, rtol=0)
+    assert_close(lp[:5] * mask[:5], slow * mask[:5], atol=1e-5, rtol=1e-5)
+
+
 def _brute_force_select(sids, scores, target, g, target_first):
     m = len(sids)
     freq = {s: sids.count(s) for s in sids}

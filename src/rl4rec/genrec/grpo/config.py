@@ -56,6 +56,9 @@ class GRPOConfig(RunConfig):
     semantic_embeddings: str = field("", "a (num_items, d) .npy of item embeddings for the semantic reward (replaces semantic_encoder)")
     cf_model: str = field("", "the cf reward's scorer: a SASRec/GRU4Rec baseline run folder or saved model file")
     # objective
+    logprob_space: Literal["trie", "vocab"] = field(
+        "trie", "log-probs of the constrained policy that generated the rollouts (trie: softmax over allowed tokens) or of the whole vocabulary (vocab, upstream)"
+    )
     scale_rewards: Literal["group", "none"] = field("group", "advantages divided by the group's reward std (group) or only centred (none)")
     loss_type: Literal["grpo", "dapo", "gspo"] = field("grpo", "per-sequence mean (grpo), token mean (dapo) or sequence-ratio (gspo) loss")
     beta: float = field(1e-3, "KL weight (k3 estimator to the reference model); 0 skips the reference model", ge=0.0)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["completion_logprobs", "naive_completion_logprobs"]
+__all__ = ["completion_logprobs", "naive_completion_logprobs", "trie_allowed"]
 
 
 def _left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -29,10 +29,28 @@ def _left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device) -> tuple[to
     return ids.to(device), mask.to(device)
 
 
-def _token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
+def trie_allowed(trie, completions: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """``(M, T, vocab_size)`` bool: the tokens the trie allows at each completion position (the
+    node reached by the tokens before it). Forced positions (``"\n"``, EOS) allow one token."""
+    m, t = completions.shape
+    child, col_of = trie.child.to(completions.device), trie.col_of.to(completions.device)
+    cols = trie.columns.to(completions.device)
+    node = torch.zeros(m, dtype=torch.long, device=completions.device)
+    allowed = torch.zeros(m, t, vocab_size, dtype=torch.bool, device=completions.device)
+    for j in range(t):  # t <= a handful of positions; rows are vectorised
+        allowed[:, j, cols] = child[node.clamp(min=0)] >= 0
+        tok = completions[:, j]
+        col = torch.where(tok < col_of.numel(), col_of[tok.clamp(max=col_of.numel() - 1)], -1)
+        node = torch.where((node >= 0) & (col >= 0), child[node.clamp(min=0), col.clamp(min=0)], -1)
+    return allowed
+
+
+def _token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float, allowed: torch.Tensor | None = None) -> torch.Tensor:
     logits = logits.float()
     if temperature != 1.0:
         logits = logits / temperature
+    if allowed is not None:  # the constrained policy: renormalised over the allowed tokens
+        logits = logits.masked_fill(~allowed, float("-inf"))
     return logits.gather(-1, tokens[..., None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
 
@@ -44,9 +62,12 @@ def completion_logprobs(
     group_size: int,
     pad_id: int,
     temperature: float = 1.0,
+    trie=None,
 ) -> torch.Tensor:
     """``(B*G, T)`` log-probs of ``completions`` (``(B*G, T)``; rows ``b*G .. b*G+G-1`` answer
-    ``prompts[b]``) under ``model``, computed with gradients when grad mode is on.
+    ``prompts[b]``) under ``model``, computed with gradients when grad mode is on. With ``trie``,
+    the log-probs of the trie-constrained policy (softmax over the allowed tokens only), else of
+    the whole vocabulary.
 
     Positions after a completion's EOS hold pad ids; their log-probs are computed but meaningless
     (mask them). The causal mask keeps them from influencing earlier positions.
@@ -59,7 +80,8 @@ def completion_logprobs(
     ids, mask = _left_pad(prompts, pad_id, device)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
-    first = _token_logprobs(out.logits[:, -1].repeat_interleave(g, 0), completions[:, 0], temperature)
+    allowed = trie_allowed(trie, completions, out.logits.shape[-1]) if trie is not None else None
+    first = _token_logprobs(out.logits[:, -1].repeat_interleave(g, 0), completions[:, 0], temperature, None if allowed is None else allowed[:, 0])
     t = completions.shape[1]
     if t == 1:
         return first[:, None]
@@ -71,10 +93,11 @@ def completion_logprobs(
     step_mask = torch.cat([mask.repeat_interleave(g, 0), torch.ones(b * g, t - 1, dtype=mask.dtype, device=device)], 1)
     step_pos = lengths[:, None] + torch.arange(t - 1, device=device)
     rest = model(input_ids=completions[:, :-1], attention_mask=step_mask, position_ids=step_pos, past_key_values=cache, use_cache=True)
-    return torch.cat([first[:, None], _token_logprobs(rest.logits, completions[:, 1:], temperature)], 1)
+    rest_lp = _token_logprobs(rest.logits, completions[:, 1:], temperature, None if allowed is None else allowed[:, 1:])
+    return torch.cat([first[:, None], rest_lp], 1)
 
 
-def naive_completion_logprobs(model, prompts, completions: torch.Tensor, *, group_size: int, pad_id: int, temperature: float = 1.0) -> torch.Tensor:
+def naive_completion_logprobs(model, prompts, completions: torch.Tensor, *, group_size: int, pad_id: int, temperature: float = 1.0, trie=None) -> torch.Tensor:
     """The reference: each completion concatenated with its own prompt copy, one forward pass
     per row (what TRL does). For tests and the benchmark."""
     device = next(model.parameters()).device
@@ -83,6 +106,7 @@ def naive_completion_logprobs(model, prompts, completions: torch.Tensor, *, grou
         p = list(prompts[r // group_size])
         seq = torch.as_tensor(p + completions[r].tolist(), device=device)[None]
         logits = model(input_ids=seq).logits[0, len(p) - 1 : -1]
-        rows.append(_token_logprobs(logits, completions[r].to(device), temperature))
+        allowed = trie_allowed(trie, completions[r : r + 1].to(device), logits.shape[-1])[0] if trie is not None else None
+        rows.append(_token_logprobs(logits, completions[r].to(device), temperature, allowed))
     del pad_id
     return torch.stack(rows)

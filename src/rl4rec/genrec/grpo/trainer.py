@@ -37,11 +37,8 @@ import numpy as np
 import torch
 
 from rl4rec.genrec.grpo.config import GRPOConfig
-from rl4rec.genrec.grpo.distributed import all_gather_rows, global_advantages, sum_gradients
-from rl4rec.genrec.grpo.logprobs import completion_logprobs
-from rl4rec.genrec.grpo.objective import policy_loss
-from rl4rec.genrec.grpo.rewards import RewardContext, Rollouts, combine_rewards
-from rl4rec.genrec.grpo.rollout import generate_rollouts
+from rl4rec.genrec.grpo.rewards import RewardContext
+from rl4rec.genrec.grpo.update import PromptBatch, grpo_update
 
 log = logging.getLogger(__name__)
 
@@ -113,21 +110,6 @@ def sync_reference(ref, policy, alpha: float) -> None:
     """TR-DPO soft update ``ref <- alpha * policy + (1 - alpha) * ref``."""
     for r, p in zip(ref.parameters(), policy.parameters(), strict=True):
         r.mul_(1 - alpha).add_(p.detach(), alpha=alpha)
-
-
-def _group_stats(roll) -> dict[str, float]:
-    g = roll.group_size
-    sid = roll.sid_index.view(-1, g)
-    srt = sid.sort(1).values
-    distinct = 1 + (srt[:, 1:] != srt[:, :-1]).sum(1)
-    hit = (roll.item_ids == roll.target_ids).view(-1, g).any(1)
-    toks = roll.tokens[roll.mask]
-    return {
-        "train/categorical_diversity": float((distinct.float() / g).mean()),
-        "train/token_diversity": float(toks.unique().numel() / max(1, toks.numel())),
-        "train/completion_length": float(roll.mask.sum(1).float().mean()),
-        "train/group_hit_rate": float(hit.float().mean()),
-    }
 
 
 def _mean_over_processes(metrics: dict[str, float], device) -> dict[str, float]:
@@ -318,83 +300,24 @@ def train_grpo(cfg: GRPOConfig) -> dict[str, Any] | None:
             targets = torch.as_tensor([samples[i].target_item_id for i in mine])
             my_prompts = [prompts[i] for i in mine]
 
-            # 1. rollouts
-            t0 = time.perf_counter()
             gen = torch.Generator(device=device).manual_seed(int(cfg.seed) * 1_000_003 + step * 101 + rank)
-            rolls = [
-                generate_rollouts(
-                    policy, my_prompts[c : c + cfg.rollout_batch], targets[c : c + cfg.rollout_batch], pids[c : c + cfg.rollout_batch], trie,
-                    group_size=cfg.group_size, mode=cfg.rollout, temperature=cfg.temperature, dynamic_sampling=cfg.dynamic_sampling,
-                    oversample=cfg.oversample, add_gt=cfg.add_gt, generator=gen,
-                )
-                for c in range(0, len(mine), cfg.rollout_batch)
-            ]
-            rollout_s = time.perf_counter() - t0
-
-            # 2. rewards and advantages (whole groups over all processes)
-            width = max(r.tokens.shape[1] for r in rolls)
-            tokens = torch.cat([torch.nn.functional.pad(r.tokens, (0, width - r.tokens.shape[1]), value=trie.pad_id) for r in rolls])
-            mask = torch.cat([torch.nn.functional.pad(r.mask, (0, width - r.mask.shape[1]), value=False) for r in rolls])
-            cat = {k: torch.cat([getattr(r, k) for r in rolls]).cpu() for k in ("prompt_ids", "item_ids", "ranks", "target_ids", "sid_index")}
-            g = cfg.group_size
-            histories = [list(samples[i].history) for i in mine for _ in range(g)]
-            rewards, metrics = combine_rewards(Rollouts(cat["prompt_ids"], cat["item_ids"], cat["ranks"], cat["target_ids"], histories), dict(cfg.rewards), ctx)
-            adv, adv_metrics, n_rows = global_advantages(rewards.to(device), cat["prompt_ids"].to(device), scale=cfg.scale_rewards)
-            metrics.update(adv_metrics)
-            whole = type(rolls[0])(tokens=tokens, mask=mask, group_size=g, **{k: v for k, v in cat.items()})
-            metrics.update(_group_stats(whole))
-
-            # 3. loss over micro-batches, gradients summed over processes
-            n_tokens_global = all_gather_rows(mask.sum().view(1).float().to(device))[0].sum().item()
-            norm = float(n_tokens_global) if cfg.loss_type == "dapo" else float(n_rows)
-            t1 = time.perf_counter()
-            chunks = [slice(c, min(c + cfg.micro_batch, len(mine))) for c in range(0, len(mine), cfg.micro_batch)]
-            old_lp: dict[int, torch.Tensor] = {}
-            ref_lp: dict[int, torch.Tensor] = {}
-            kl_sum = loss_sum = 0.0
-            for it in range(cfg.num_iterations):
-                opt.zero_grad(set_to_none=True)
-                for ci, ch in enumerate(chunks):
-                    rows = slice(ch.start * g, ch.stop * g)
-                    ctoks, cmask, cadv = tokens[rows].to(device), mask[rows].to(device), adv[rows]
-                    with acc.autocast():
-                        lp = completion_logprobs(policy, my_prompts[ch], ctoks, group_size=g, pad_id=trie.pad_id, temperature=cfg.temperature)
-                    if use_ref and ci not in ref_lp:
-                        with torch.inference_mode(), acc.autocast():
-                            ref_lp[ci] = completion_logprobs(ref, my_prompts[ch], ctoks, group_size=g, pad_id=trie.pad_id, temperature=cfg.temperature).float()
-                    if cfg.num_iterations > 1 and ci not in old_lp:
-                        old_lp[ci] = lp.detach()
-                    loss, lm = policy_loss(
-                        lp.float(), cmask, cadv, old_logp=old_lp.get(ci), ref_logp=ref_lp.get(ci), beta=cfg.beta,
-                        clip_eps=cfg.clip_eps, loss_type=cfg.loss_type, normalizer=norm,
-                    )
-                    loss.backward()
-                    loss_sum += float(loss.detach())
-                    kl_sum += lm.get("train/kl", 0.0) * float(cmask.sum())
-                sum_gradients(params)
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip else torch.tensor(0.0)
-                opt.step()
+            batch = PromptBatch(my_prompts, targets, pids, [tuple(samples[i].history) for i in mine])
+            metrics = grpo_update(cfg, batch, policy=policy, ref=ref, optimizer=opt, params=params, trie=trie, ctx=ctx, device=device,
+                                  autocast=acc.autocast, generator=gen)
             sched.step()
             if use_ref and cfg.sync_ref and step % cfg.ref_sync_every == 0:
                 sync_reference(ref, policy, cfg.ref_alpha)
-            loss_s = time.perf_counter() - t1
-
+            n_tokens_global = metrics.pop("n_tokens_global")
+            g = cfg.group_size
             step_s = time.perf_counter() - t_step
             state["train_s"] += step_s
             state["completions"] += len(mine) * g * world
             state["tokens"] += int(n_tokens_global)
-            metrics.update({
-                "train/loss": loss_sum / cfg.num_iterations,
-                "train/kl": kl_sum / max(1.0, float(mask.sum())) / cfg.num_iterations,
-                "train/grad_norm": float(grad_norm),
-            })
             metrics = _mean_over_processes(metrics, device)
             metrics.update({
                 "train/lr": sched.get_last_lr()[0],
                 "train/epoch": step / steps_per_epoch,
                 "perf/step_s": step_s,
-                "perf/rollout_s": rollout_s,
-                "perf/loss_s": loss_s,
                 "perf/completions_per_s": len(mine) * g * world / step_s,
                 "perf/tokens_per_s": n_tokens_global / step_s,
             })

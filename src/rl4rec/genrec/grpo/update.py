@@ -1,0 +1,146 @@
+"""One GRPO update on one process's share of a step's prompts (spec genrec.md §7.3-7.6).
+
+rollouts (in chunks of ``rollout_batch`` prompts) -> weighted rewards -> advantages per prompt id
+over the gathered batch of every process -> for each micro-batch of ``micro_batch`` prompts: the
+policy's (and the reference's) per-token log-probs, the loss normalised by the *global* row or
+token count, backward -> gradients summed over processes -> clip -> optimizer step. Repeated
+``num_iterations`` times on the same rollouts (PPO-style, with the clipped ratio to the
+generation-time log-probs); the reference log-probs are computed once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from rl4rec.genrec.grpo.config import GRPOConfig
+from rl4rec.genrec.grpo.distributed import all_gather_rows, global_advantages, sum_gradients
+from rl4rec.genrec.grpo.logprobs import completion_logprobs
+from rl4rec.genrec.grpo.objective import policy_loss
+from rl4rec.genrec.grpo.rewards import RewardContext, Rollouts, combine_rewards
+from rl4rec.genrec.grpo.rollout import RolloutBatch, generate_rollouts
+
+__all__ = ["PromptBatch", "grpo_update", "merge_rollouts", "group_stats"]
+
+
+@dataclass
+class PromptBatch:
+    """The prompts of one process for one step; ids, targets and histories travel with them."""
+
+    prompts: list[list[int]]
+    targets: torch.Tensor  # (B,) item ids
+    prompt_ids: torch.Tensor  # (B,) global ids, unique within the step over all processes
+    histories: Sequence[tuple[int, ...]]
+
+
+def merge_rollouts(rolls: list[RolloutBatch], pad_id: int) -> RolloutBatch:
+    """Concatenate rollout chunks (completion widths may differ: right-pad)."""
+    width = max(r.tokens.shape[1] for r in rolls)
+
+    def pad(x, value):
+        return torch.nn.functional.pad(x, (0, width - x.shape[1]), value=value)
+
+    return RolloutBatch(
+        **{k: torch.cat([getattr(r, k) for r in rolls]) for k in ("prompt_ids", "item_ids", "sid_index", "ranks", "target_ids")},
+        tokens=torch.cat([pad(r.tokens, pad_id) for r in rolls]),
+        mask=torch.cat([pad(r.mask, False) for r in rolls]),
+        group_size=rolls[0].group_size,
+    )
+
+
+def group_stats(roll: RolloutBatch) -> dict[str, float]:
+    """Diversity and hit statistics of the groups (spec §7.8)."""
+    g = roll.group_size
+    srt = roll.sid_index.view(-1, g).sort(1).values
+    distinct = 1 + (srt[:, 1:] != srt[:, :-1]).sum(1)
+    hit = (roll.item_ids == roll.target_ids).view(-1, g).any(1)
+    toks = roll.tokens[roll.mask]
+    return {
+        "train/categorical_diversity": float((distinct.float() / g).mean()),
+        "train/token_diversity": float(toks.unique().numel() / max(1, toks.numel())),
+        "train/completion_length": float(roll.mask.sum(1).float().mean()),
+        "train/group_hit_rate": float(hit.float().mean()),
+    }
+
+
+def grpo_update(
+    cfg: GRPOConfig,
+    batch: PromptBatch,
+    *,
+    policy,
+    ref,
+    optimizer,
+    params: list[torch.nn.Parameter],
+    trie,
+    ctx: RewardContext,
+    device,
+    autocast: Callable = torch.autocast,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
+    """Rollouts, rewards, advantages and ``num_iterations`` optimizer steps; returns the metrics
+    (plus ``n_tokens_global``, the completion tokens of every process)."""
+    g, b = cfg.group_size, len(batch.prompts)
+    t0 = time.perf_counter()
+    rolls = merge_rollouts([
+        generate_rollouts(
+            policy, batch.prompts[c : c + cfg.rollout_batch], batch.targets[c : c + cfg.rollout_batch], batch.prompt_ids[c : c + cfg.rollout_batch],
+            trie, group_size=g, mode=cfg.rollout, temperature=cfg.temperature, dynamic_sampling=cfg.dynamic_sampling,
+            oversample=cfg.oversample, add_gt=cfg.add_gt, generator=generator,
+        )
+        for c in range(0, b, cfg.rollout_batch)
+    ], trie.pad_id)
+    rollout_s = time.perf_counter() - t0
+
+    # rewards on this process's whole groups; advantages over every process's rows, by prompt id
+    cpu = {k: getattr(rolls, k).cpu() for k in ("prompt_ids", "item_ids", "ranks", "target_ids")}
+    histories = [list(h) for h in batch.histories for _ in range(g)]
+    rewards, metrics = combine_rewards(Rollouts(cpu["prompt_ids"], cpu["item_ids"], cpu["ranks"], cpu["target_ids"], histories), dict(cfg.rewards), ctx)
+    adv, adv_metrics, n_rows = global_advantages(rewards.to(device), cpu["prompt_ids"].to(device), scale=cfg.scale_rewards)
+    metrics.update(adv_metrics)
+    metrics.update(group_stats(rolls))
+
+    t1 = time.perf_counter()
+    tokens, mask = rolls.tokens.to(device), rolls.mask.to(device)
+    n_tokens = float(all_gather_rows(mask.sum().view(1).float())[0].sum())
+    norm = n_tokens if cfg.loss_type == "dapo" else float(n_rows)
+    lp_trie = trie if cfg.logprob_space == "trie" else None
+    chunks = [slice(c, min(c + cfg.micro_batch, b)) for c in range(0, b, cfg.micro_batch)]
+    old_lp: dict[int, torch.Tensor] = {}
+    ref_lp: dict[int, torch.Tensor] = {}
+    kl_sum = loss_sum = 0.0
+    grad_norm = torch.tensor(0.0)
+    for _ in range(cfg.num_iterations):
+        optimizer.zero_grad(set_to_none=True)
+        for ci, ch in enumerate(chunks):
+            rows = slice(ch.start * g, ch.stop * g)
+            kw = dict(group_size=g, pad_id=trie.pad_id, temperature=cfg.temperature, trie=lp_trie)
+            with autocast():
+                lp = completion_logprobs(policy, batch.prompts[ch], tokens[rows], **kw).float()
+            if ref is not None and cfg.beta > 0 and ci not in ref_lp:
+                with torch.inference_mode(), autocast():
+                    ref_lp[ci] = completion_logprobs(ref, batch.prompts[ch], tokens[rows], **kw).float()
+            if cfg.num_iterations > 1 and ci not in old_lp:
+                old_lp[ci] = lp.detach()
+            loss, lm = policy_loss(
+                lp, mask[rows], adv[rows], old_logp=old_lp.get(ci), ref_logp=ref_lp.get(ci), beta=cfg.beta,
+                clip_eps=cfg.clip_eps, loss_type=cfg.loss_type, normalizer=norm,
+            )
+            loss.backward()
+            loss_sum += float(loss.detach())
+            kl_sum += lm.get("train/kl", 0.0) * float(mask[rows].sum())
+        sum_gradients(params)
+        if cfg.grad_clip:
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+    metrics.update({
+        "train/loss": loss_sum / cfg.num_iterations,
+        "train/kl": kl_sum / max(1.0, float(mask.sum())) / cfg.num_iterations,
+        "train/grad_norm": float(grad_norm),
+        "perf/rollout_s": rollout_s,
+        "perf/loss_s": time.perf_counter() - t1,
+        "n_tokens_global": n_tokens,
+    })
+    return metrics
