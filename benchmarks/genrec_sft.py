@@ -103,6 +103,14 @@ def main() -> None:
         "rows": rows,
     }
     res_dir = ROOT / "benchmarks" / "results"
+    previous = res_dir / "genrec_sft.json"
+    if previous.exists():  # a run on some datasets keeps the other datasets' rows (table rows too)
+        kept = [r for r in json.loads(previous.read_text())["rows"] if r["dataset"] not in args.datasets]
+        out["rows"] = kept + rows
+        md = res_dir / "genrec_sft.md"
+        if md.exists():
+            old = [ln for ln in md.read_text().splitlines()[2:] if ln.startswith("| ") and ln.split(" | ")[0][2:] not in args.datasets]
+            table = table[:2] + old + table[2:]
     (res_dir / "genrec_sft.json").write_text(json.dumps(out, indent=2) + "\n")
     note = ("\nTest file, 20-beam constrained search (SFT) / full ranking (baselines); mean ± 95% t-CI over seeds; "
             "R1 train rebuild; one CPU thread. SFT wall time = optimizer steps only (validation and test excluded).\n")

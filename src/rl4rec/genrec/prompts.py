@@ -39,11 +39,11 @@ __all__ = [
     "category_name",
 ]
 
-TASKS = ("seq_sid2sid", "title2sid", "sid2title", "seq_title2sid", "seq_sid2title", "desc2sid")
+TASKS = ("seq_sid2sid", "title2sid", "sid2title", "seq_title2sid", "seq_sid2title", "desc2sid", "seq_title2title")
 #: tasks whose answer is a SID (constrained decoding applies; GRPO rewards them)
 SID_TASKS = ("seq_sid2sid", "title2sid", "seq_title2sid", "desc2sid")
 #: tasks built from (history, target) rows; the others are built from catalog items
-SEQ_TASKS = ("seq_sid2sid", "seq_title2sid", "seq_sid2title")
+SEQ_TASKS = ("seq_sid2sid", "seq_title2sid", "seq_sid2title", "seq_title2title")
 Phase = Literal["sft", "rl", "test"]
 
 PREAMBLE = (
@@ -78,6 +78,11 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "Tell me the title of the next item the user may expect, given the following chronological interaction history: {sids}",
     ),
     "desc2sid": (_ID, 'An item can be described as follows: "{description}". Which item is it describing?'),
+    # free text only (no SIDs in prompt or answer): the retrieval-grounded recommender of spec §10
+    "seq_title2title": (
+        "Based on the titles of the items a user interacted with, write the title of the next item they may expect.",
+        "Write the title of the next item the user may expect, given the {cat} they interacted with in chronological order: {titles}",
+    ),
 }
 _SFT_SEQ = "The user has interacted with items {sids} in chronological order. " + _NEXT
 #: upstream's deviations (prompt.style=minionerec_compat): (task, phase) -> (shape, input)

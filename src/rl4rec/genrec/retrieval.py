@@ -132,6 +132,13 @@ class RayRetrieval:
     def rank_texts(self, texts, targets, histories=None) -> torch.Tensor:
         return self._call("rank_texts", list(texts), list(map(int, targets)), histories)
 
+    def top_items(self, texts, k: int = 1) -> torch.Tensor:
+        return self._call("top_items", list(texts), k)
+
+    @property
+    def num_items(self) -> int:
+        return int(self._call("num_items"))
+
 
 class _IndexActor:
     """The Ray actor: one index (and encoder) in one process, queried by many trainers."""
@@ -145,6 +152,12 @@ class _IndexActor:
 
     def rank_texts(self, texts, targets, histories=None):
         return self.index.rank_texts(texts, targets, histories)
+
+    def top_items(self, texts, k=1):
+        return self.index.top_items(texts, k)
+
+    def num_items(self):
+        return self.index.num_items
 
 
 def make_retrieval(cfg: RetrievalConfig, item_embeddings, encoder_factory=None):

@@ -26,6 +26,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -51,6 +52,7 @@ class TaskMix:
     seq_title2sid: float = field(1.0, "history titles -> next SID, one sample per training row", ge=0.0)
     seq_sid2title: float = field(0.0, "history SIDs -> next item's title, one sample per training row", ge=0.0)
     desc2sid: float = field(0.0, "item description -> its SID, one sample per catalog item", ge=0.0)
+    seq_title2title: float = field(0.0, "history titles -> next item's title (free text, no SIDs), one sample per training row", ge=0.0)
 
     def weights(self) -> dict[str, float]:
         return {t: getattr(self, t) for t in TASKS if getattr(self, t) > 0}
@@ -91,6 +93,11 @@ class SFTConfig(RunConfig):
     ks: tuple[int, ...] = field((1, 3, 5, 10, 20), "cut-offs reported (K <= beams)")
     test_at_end: bool = field(True, "evaluate the best model on the test file at the end")
     test_beams: int = field(20, "beams of the final test evaluation", ge=1)
+    eval_task: Literal["seq_sid2sid", "seq_title2title"] = field(
+        "seq_sid2sid", "what validation/test measure: SIDs by constrained beam search, or free-text titles grounded by retrieval (spec §10)"
+    )
+    eval_encoder: str = field("minilm", "eval_task=seq_title2title: the text encoder grounding generated titles (minilm | hash[:DIM] | local folder)")
+    eval_max_new_tokens: int = field(32, "eval_task=seq_title2title: longest generated title", ge=1)
     popularity_groups: int = field(3, "test rows grouped by history popularity (counted on train)", ge=1)
     keep_every: int = field(0, "keep checkpoints/step_N.pt every N steps (0 = only last and best)", ge=0)
     stop_at_step: int = field(0, "tests: act as if SIGTERM arrived after this step (0 = never)", ge=0)
@@ -100,7 +107,7 @@ class SFTConfig(RunConfig):
         name, _, k = self.select_metric.partition("@")
         if name not in ("hr", "ndcg", "mrr") or not k.isdigit():
             raise ConfigError(f"select_metric: {self.select_metric!r} must look like ndcg@10, hr@5 or mrr@20")
-        if int(k) > self.eval_beams:
+        if int(k) > self.eval_beams and self.eval_task == "seq_sid2sid":
             raise ConfigError(f"select_metric: K={k} exceeds eval_beams={self.eval_beams} (K must be <= beams)")
         if not self.tasks.weights():
             raise ConfigError("tasks: every task weight is 0; give at least one task a positive weight")
@@ -215,11 +222,17 @@ def _lr_lambda(cfg: SFTConfig, total: int):
     return f
 
 
-def _extra_texts(builder) -> list[str]:
+#: tasks added after the first released results: their templates join the BPE training text only
+#: when they are used, so the tokenizers (and results) of earlier configs stay exactly reproducible
+_LATER_TASKS = ("seq_title2title",)
+
+
+def _extra_texts(builder, tasks: dict[str, float] | None = None) -> list[str]:
     """Fixed prompt text, so the from-scratch BPE learns its words as tokens."""
     from rl4rec.genrec.prompts import PREAMBLE, TEMPLATES
 
-    return [PREAMBLE, "### Instruction:\n", "### User Input: \n", "\n\n### Response:\n", builder.cat] + [t for pair in TEMPLATES.values() for t in pair]
+    used = [t for t in TEMPLATES if t not in _LATER_TASKS or (tasks or {}).get(t, 0) > 0]
+    return [PREAMBLE, "### Instruction:\n", "### User Input: \n", "\n\n### Response:\n", builder.cat] + [x for t in used for x in TEMPLATES[t]]
 
 
 # --------------------------------------------------------------------------- the run
@@ -297,7 +310,7 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any] | None:
             tok, orig = load_tokenizer(tok_dir), int(json.loads((tok_dir / "orig_vocab_size.json").read_text())["orig_vocab_size"])
         else:
             texts = list(ds.catalog.titles) + (list(ds.catalog.descriptions) if cfg.tokenizer.descriptions else [])
-            tok, orig = build_tokenizer(cfg.model, ds.catalog.sids, texts, cfg.tokenizer, _extra_texts(builder))
+            tok, orig = build_tokenizer(cfg.model, ds.catalog.sids, texts, cfg.tokenizer, _extra_texts(builder, cfg.tasks.weights()))
             tok.save_pretrained(tok_dir)
             atomic_write_text(tok_dir / "orig_vocab_size.json", json.dumps({"orig_vocab_size": orig}))
         model, meta = build_model(cfg.model, tok, orig)
@@ -339,7 +352,11 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any] | None:
         def ckpt() -> dict[str, Any]:
             return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), **state}
 
+        text_eval = _text_evaluator(cfg, ds, tok, builder) if cfg.eval_task == "seq_title2title" else None
+
         def validate(step: int) -> dict[str, float]:  # noqa: ARG001
+            if text_eval is not None:
+                return text_eval(model, valid)
             return validation_metrics(model, tok, trie, builder, valid, beams=cfg.eval_beams, batch_size=cfg.eval_batch_size, max_len=cfg.max_len, ks=ks)
 
         model.train()
@@ -431,7 +448,16 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any] | None:
             "tokens_trained": int(state["tokens"]),
             "run_dir": str(run.dir),
         }
-        if cfg.test_at_end:
+        if cfg.test_at_end and text_eval is not None:
+            from rl4rec.genrec.evaluate import baseline_results, comparison_table
+            from rl4rec.genrec.model import load_model_dir
+
+            best_model, _, _ = load_model_dir(run.dir / "model" / "best")
+            result["test"] = text_eval(best_model, ds.test, prefix="")
+            result["baselines"] = baseline_results(ds.name, ds.train_recipe, "test", len(ds.test), runs_dir=cfg.runs_dir)
+            result["table"] = comparison_table(result["test"], result["baselines"], name="SFT free text (ours)")
+            run.log_metrics({f"test/{k}": v for k, v in result["test"].items() if "@" in k}, total)
+        elif cfg.test_at_end:
             test = evaluate_run(run.dir, split="test", beams=cfg.test_beams, which="best", runs_dir=cfg.runs_dir, progress=False, threads=cfg.threads)
             result["test"] = {k: v for k, v in test["metrics"].items() if k != "popularity_groups"}
             result["test_popularity_groups"] = test["metrics"].get("popularity_groups")
@@ -442,6 +468,23 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any] | None:
         result["wall_s"] = time.perf_counter() - t_start
         run.write_result("test_results.json", result)
         return result
+
+
+def _text_evaluator(cfg: SFTConfig, ds, tok, builder):
+    """Validation/test of a free-text model: greedy titles grounded by retrieval (spec §10)."""
+    from rl4rec.genrec.retrieval import RetrievalIndex
+    from rl4rec.genrec.sid.text import embed_items, make_encoder
+    from rl4rec.genrec.textgen import HFGenerator, text_metrics
+
+    encoder = make_encoder(cfg.eval_encoder)
+    index = RetrievalIndex(embed_items(ds.catalog, encoder, cache_dir=Path(cfg.runs_dir) / ".cache"), encoder)
+    ks = tuple(sorted(set(cfg.ks) | {int(cfg.select_metric.split("@")[1])}))
+
+    def evaluate(model, examples, prefix: str = "valid/") -> dict[str, float]:
+        gen = HFGenerator(model, tok, max_new_tokens=cfg.eval_max_new_tokens)
+        return text_metrics(gen, index, builder, tok, examples, ks=ks, max_len=cfg.max_len, batch_size=cfg.eval_batch_size, prefix=prefix)
+
+    return evaluate
 
 
 def format_results(result: dict[str, Any]) -> str:

@@ -36,36 +36,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from rl4rec.genrec.grpo.config import GRPOConfig
-from rl4rec.genrec.grpo.rewards import RewardContext
+from rl4rec.genrec.grpo.config import GRPOCommon
 from rl4rec.genrec.grpo.update import PromptBatch, grpo_update
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train_grpo", "build_prompt_pool", "epoch_order", "reward_context", "sync_reference"]
+__all__ = ["train_grpo", "epoch_order", "sync_reference"]
 
 
 # --------------------------------------------------------------------------- data
-
-
-def build_prompt_pool(cfg: GRPOConfig, builder, ds, tokenizer, *, max_len: int, reserve: int):
-    """(samples, prompt ids, sizes per task): the GRPO prompt mixture, encoded once."""
-    from rl4rec.genrec.prompts import SEQ_TASKS, prompt_ids
-
-    samples, sizes = [], {}
-    for task in cfg.tasks.weights():
-        if task in SEQ_TASKS:
-            rows = ds.train
-            if task == "seq_title2sid" and len(rows) > cfg.seq_title2sid_rows:  # spec §7.1, without the crash on fewer rows
-                pick = np.sort(np.random.default_rng(0).choice(len(rows), cfg.seq_title2sid_rows, replace=False))
-                rows = [rows[i] for i in pick]
-            part = builder.seq_samples(task, rows)
-        else:
-            part = builder.item_samples(task)
-        sizes[task] = len(part)
-        samples += part
-    encoded = [prompt_ids(builder, tokenizer, s, max_len=max_len, reserve=reserve, phase="rl")[0] for s in samples]
-    return samples, encoded, sizes
 
 
 def epoch_order(seed: int, epoch: int, task_of: np.ndarray, weights: dict[str, float], tasks: list[str]) -> np.ndarray:
@@ -80,29 +59,6 @@ def epoch_order(seed: int, epoch: int, task_of: np.ndarray, weights: dict[str, f
         if w - int(w) > 0:
             parts.append(rng.choice(idx, int(round((w - int(w)) * idx.size)), replace=False))
     return rng.permutation(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
-
-
-def reward_context(cfg: GRPOConfig, catalog, *, cache_dir: Path) -> RewardContext:
-    """What the configured rewards need: item embeddings (semantic), the CF scorer (cf)."""
-    ctx = RewardContext(invalid_reward=cfg.invalid_reward, group_size=cfg.group_size)
-    if "semantic" in cfg.rewards:
-        if cfg.semantic_embeddings:
-            emb = np.load(cfg.semantic_embeddings)
-            if emb.shape[0] != len(catalog):
-                raise ValueError(f"semantic_embeddings: {emb.shape[0]} rows for {len(catalog)} items")
-        else:
-            from rl4rec.genrec.sid.text import embed_items, make_encoder
-
-            emb = embed_items(catalog, make_encoder(cfg.semantic_encoder), cache_dir=cache_dir)
-        ctx.item_embeddings = torch.as_tensor(emb, dtype=torch.float32)
-    if "cf" in cfg.rewards:
-        from rl4rec.genrec.baselines.models import load_model
-
-        scorer = load_model(cfg.cf_model)
-        if scorer.num_items != len(catalog):
-            raise ValueError(f"cf_model: scores {scorer.num_items} items, the catalog has {len(catalog)}")
-        ctx.cf_scorer = scorer
-    return ctx
 
 
 @torch.no_grad()
@@ -129,7 +85,7 @@ def _mean_over_processes(metrics: dict[str, float], device) -> dict[str, float]:
 class _FollowerRun:
     """What a non-main process sees of the run: the resume state, nothing written."""
 
-    def __init__(self, cfg: GRPOConfig, run_dir: Path):
+    def __init__(self, cfg: GRPOCommon, run_dir: Path):
         from rl4rec.runs import load_checkpoint, set_rng_state
         from rl4rec.seeding import apply_threads, seed_everything
 
@@ -181,12 +137,13 @@ def _any_process(flag: bool, device) -> bool:
     return bool(t.item())
 
 
-def train_grpo(cfg: GRPOConfig) -> dict[str, Any] | None:
+def train_grpo(cfg: GRPOCommon) -> dict[str, Any] | None:
     """Train, validate, test; returns the results (``None`` when stopped by SIGTERM)."""
     from accelerate import Accelerator
     from transformers import get_scheduler
 
-    from rl4rec.genrec.evaluate import evaluate_run, valid_subset, validation_metrics
+    from rl4rec.genrec.evaluate import valid_subset
+    from rl4rec.genrec.grpo.families import make_family
     from rl4rec.genrec.model import save_model_dir
     from rl4rec.genrec.sft import load_sft_run
     from rl4rec.naming import run_name
@@ -210,11 +167,9 @@ def train_grpo(cfg: GRPOConfig) -> dict[str, Any] | None:
     acc.wait_for_everyone()
     with opened if opened is not None else _FollowerRun(cfg, run_dir) as run:
         loaded = load_sft_run(cfg.init_from, cfg.init_which, cfg.runs_dir)
-        sft_cfg, tok, builder, trie, ds = loaded.cfg, loaded.tokenizer, loaded.builder, loaded.trie, loaded.dataset
+        tok, ds = loaded.tokenizer, loaded.dataset
         if acc.is_main_process:
             atomic_write_text(run.dir / "init_run.json", json.dumps({"run_dir": str(Path(loaded.run_dir).resolve()), "which": cfg.init_which}))
-        if cfg.rollout == "beam" and cfg.group_size > trie.num_sids:
-            raise ValueError(f"group_size={cfg.group_size} distinct beams, but the catalog has only {trie.num_sids} distinct SIDs")
         device = acc.device
         policy = loaded.model.to(device)
         policy.train()
@@ -222,23 +177,21 @@ def train_grpo(cfg: GRPOConfig) -> dict[str, Any] | None:
             p.requires_grad_(True)
         use_ref = cfg.beta > 0
         ref = copy.deepcopy(policy).eval().requires_grad_(False) if use_ref else None
-        trie = trie.to(device)
-        meta = {**loaded.meta, "grpo_from": str(loaded.run_dir), "rollout": cfg.rollout, "rewards": dict(cfg.rewards)}
+        family = make_family(cfg, loaded, device, policy)
+        meta = {**loaded.meta, "grpo_from": str(loaded.run_dir), "grpo": family.describe(), "rewards": dict(cfg.rewards)}
 
-        reserve = trie.max_sid_len + len(trie.suffix_ids)
-        samples, prompts, sizes = build_prompt_pool(cfg, builder, ds, tok, max_len=sft_cfg.max_len, reserve=reserve)
+        samples, prompts, sizes = family.prompt_pool()
         tasks = list(sizes)
         task_of = np.repeat(np.arange(len(tasks)), [sizes[t] for t in tasks])
-        weights = cfg.tasks.weights()
+        weights = family.task_weights()
         per_epoch = len(epoch_order(cfg.seed, 0, task_of, weights, tasks))
         steps_per_epoch = max(1, per_epoch // cfg.prompts_per_step)
         total = cfg.max_steps or cfg.epochs * steps_per_epoch
         eval_every = cfg.eval_every or max(1, math.ceil(total / 10))
-        ctx = reward_context(cfg, ds.catalog, cache_dir=Path(cfg.runs_dir) / ".cache")
+        ctx = family.reward_context(Path(cfg.runs_dir) / ".cache")
         valid = valid_subset(ds.valid, cfg.eval_rows)
-        ks = tuple(sorted({k for k in cfg.ks if k <= cfg.eval_beams} | {int(cfg.select_metric.split("@")[1])}))
-        log.info("GRPO on %s: %s prompts/epoch (%s), %d steps of %d prompts x G=%d on %d process(es), rollout=%s, rewards=%s",
-                 ds.name, per_epoch, sizes, total, cfg.prompts_per_step, cfg.group_size, world, cfg.rollout, dict(cfg.rewards))
+        log.info("GRPO on %s: %s prompts/epoch (%s), %d steps of %d prompts x G=%d on %d process(es), %s, rewards=%s",
+                 ds.name, per_epoch, sizes, total, cfg.prompts_per_step, cfg.group_size, world, family.describe(), dict(cfg.rewards))
 
         params = [p for p in policy.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -264,7 +217,7 @@ def train_grpo(cfg: GRPOConfig) -> dict[str, Any] | None:
         def validate() -> dict[str, float]:
             if not acc.is_main_process:
                 return {}
-            return validation_metrics(policy, tok, trie, builder, valid, beams=cfg.eval_beams, batch_size=cfg.eval_batch_size, max_len=sft_cfg.max_len, ks=ks)
+            return family.validate(policy, valid)
 
         def save(step: int, metrics: dict | None, is_best: bool, keep: bool = False) -> None:
             run.save_checkpoint(ckpt(), step, keep=keep, best=is_best)
@@ -302,7 +255,7 @@ def train_grpo(cfg: GRPOConfig) -> dict[str, Any] | None:
 
             gen = torch.Generator(device=device).manual_seed(int(cfg.seed) * 1_000_003 + step * 101 + rank)
             batch = PromptBatch(my_prompts, targets, pids, [tuple(samples[i].history) for i in mine])
-            metrics = grpo_update(cfg, batch, policy=policy, ref=ref, optimizer=opt, params=params, trie=trie, ctx=ctx, device=device,
+            metrics = grpo_update(cfg, batch, family, policy=policy, ref=ref, optimizer=opt, params=params, ctx=ctx, device=device,
                                   autocast=acc.autocast, generator=gen)
             sched.step()
             if use_ref and cfg.sync_ref and step % cfg.ref_sync_every == 0:
@@ -349,7 +302,7 @@ def train_grpo(cfg: GRPOConfig) -> dict[str, Any] | None:
             "train_recipe": ds.train_recipe,
             "seed": cfg.seed,
             "init_from": str(loaded.run_dir),
-            "rollout": cfg.rollout,
+            "rollout": getattr(cfg, "rollout", "free text"),
             "rewards": dict(cfg.rewards),
             "group_size": cfg.group_size,
             "prompts_per_step": cfg.prompts_per_step,
@@ -365,19 +318,7 @@ def train_grpo(cfg: GRPOConfig) -> dict[str, Any] | None:
             "run_dir": str(run.dir),
         }
         if cfg.test_at_end and acc.is_main_process:
-            test = evaluate_run(run.dir, split="test", beams=cfg.test_beams, which="best", runs_dir=cfg.runs_dir, progress=False, threads=cfg.threads)
-            result["test"] = {k: v for k, v in test["metrics"].items() if k != "popularity_groups"}
-            result["test_popularity_groups"] = test["metrics"].get("popularity_groups")
-            result["baselines"] = test["baselines"]
-            sft_res = Path(loaded.run_dir) / "test_results.json"
-            if sft_res.is_file():
-                sft = json.loads(sft_res.read_text())
-                if sft.get("test", {}).get("beams") == test["metrics"]["beams"]:
-                    result["sft_test"] = sft["test"]
-                    result["baselines"] = [{"model": "SFT (start)", "source": str(loaded.run_dir), "seeds": 1, **sft["test"]}, *result["baselines"]]
-            from rl4rec.genrec.evaluate import comparison_table
-
-            result["table"] = comparison_table(result["test"], result["baselines"], name="GRPO (ours)")
+            result.update(family.test(run.dir))
             run.log_metrics({f"test/{k}": v for k, v in result["test"].items() if "@" in k and not k.endswith("ci95")}, last_step)
         result["wall_s"] = time.perf_counter() - t_start
         run.write_result("test_results.json", result)

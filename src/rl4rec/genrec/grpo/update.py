@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 import torch
 
-from rl4rec.genrec.grpo.config import GRPOConfig
+from rl4rec.genrec.grpo.config import GRPOCommon
 from rl4rec.genrec.grpo.distributed import all_gather_rows, global_advantages, sum_gradients
 from rl4rec.genrec.grpo.logprobs import completion_logprobs
 from rl4rec.genrec.grpo.objective import policy_loss
-from rl4rec.genrec.grpo.rewards import RewardContext, Rollouts, combine_rewards
-from rl4rec.genrec.grpo.rollout import RolloutBatch, generate_rollouts
+from rl4rec.genrec.grpo.rewards import RewardContext, combine_rewards
+from rl4rec.genrec.grpo.rollout import RolloutBatch
 
 __all__ = ["PromptBatch", "grpo_update", "merge_rollouts", "group_stats"]
 
@@ -67,38 +67,30 @@ def group_stats(roll: RolloutBatch) -> dict[str, float]:
 
 
 def grpo_update(
-    cfg: GRPOConfig,
+    cfg: GRPOCommon,
     batch: PromptBatch,
+    family,
     *,
     policy,
     ref,
     optimizer,
     params: list[torch.nn.Parameter],
-    trie,
     ctx: RewardContext,
     device,
     autocast: Callable = torch.autocast,
     generator: torch.Generator | None = None,
 ) -> dict[str, float]:
-    """Rollouts, rewards, advantages and ``num_iterations`` optimizer steps; returns the metrics
-    (plus ``n_tokens_global``, the completion tokens of every process)."""
+    """Rollouts (``family.rollouts``: SID or free text), rewards, advantages and
+    ``num_iterations`` optimizer steps; returns the metrics (plus ``n_tokens_global``, the
+    completion tokens of every process)."""
     g, b = cfg.group_size, len(batch.prompts)
     t0 = time.perf_counter()
-    rolls = merge_rollouts([
-        generate_rollouts(
-            policy, batch.prompts[c : c + cfg.rollout_batch], batch.targets[c : c + cfg.rollout_batch], batch.prompt_ids[c : c + cfg.rollout_batch],
-            trie, group_size=g, mode=cfg.rollout, temperature=cfg.temperature, dynamic_sampling=cfg.dynamic_sampling,
-            oversample=cfg.oversample, add_gt=cfg.add_gt, generator=generator,
-        )
-        for c in range(0, b, cfg.rollout_batch)
-    ], trie.pad_id)
+    rolls, for_rewards = family.rollouts(policy, batch, generator)
     rollout_s = time.perf_counter() - t0
 
     # rewards on this process's whole groups; advantages over every process's rows, by prompt id
-    cpu = {k: getattr(rolls, k).cpu() for k in ("prompt_ids", "item_ids", "ranks", "target_ids")}
-    histories = [list(h) for h in batch.histories for _ in range(g)]
-    rewards, metrics = combine_rewards(Rollouts(cpu["prompt_ids"], cpu["item_ids"], cpu["ranks"], cpu["target_ids"], histories), dict(cfg.rewards), ctx)
-    adv, adv_metrics, n_rows = global_advantages(rewards.to(device), cpu["prompt_ids"].to(device), scale=cfg.scale_rewards)
+    rewards, metrics = combine_rewards(for_rewards, dict(cfg.rewards), ctx)
+    adv, adv_metrics, n_rows = global_advantages(rewards.to(device), for_rewards.prompt_ids.to(device), scale=cfg.scale_rewards)
     metrics.update(adv_metrics)
     metrics.update(group_stats(rolls))
 
@@ -106,7 +98,6 @@ def grpo_update(
     tokens, mask = rolls.tokens.to(device), rolls.mask.to(device)
     n_tokens = float(all_gather_rows(mask.sum().view(1).float())[0].sum())
     norm = n_tokens if cfg.loss_type == "dapo" else float(n_rows)
-    lp_trie = trie if cfg.logprob_space == "trie" else None
     chunks = [slice(c, min(c + cfg.micro_batch, b)) for c in range(0, b, cfg.micro_batch)]
     old_lp: dict[int, torch.Tensor] = {}
     ref_lp: dict[int, torch.Tensor] = {}
@@ -116,7 +107,7 @@ def grpo_update(
         optimizer.zero_grad(set_to_none=True)
         for ci, ch in enumerate(chunks):
             rows = slice(ch.start * g, ch.stop * g)
-            kw = dict(group_size=g, pad_id=trie.pad_id, temperature=cfg.temperature, trie=lp_trie)
+            kw = dict(group_size=g, pad_id=family.pad_id, temperature=cfg.temperature, trie=family.lp_trie)
             with autocast():
                 lp = completion_logprobs(policy, batch.prompts[ch], tokens[rows], **kw).float()
             if ref is not None and cfg.beta > 0 and ci not in ref_lp:
