@@ -99,8 +99,12 @@ def main() -> None:
             table.append(f"| pop (part 1) | {len(b['seeds'])} | " + " | ".join(fmt(b[m]) if m in b else "–" for m in METRICS) + " | – | – |")
     notes = []
     for row in rows:
-        if "paired_vs_sft_ndcg@10" in row and row["paired_vs_sft_ndcg@10"]["p"] is not None:
-            p = row["paired_vs_sft_ndcg@10"]
+        if "paired_vs_sft_ndcg@10" not in row:
+            continue
+        p = row["paired_vs_sft_ndcg@10"]
+        if all(s == 0 for s in row["best_step"]):
+            notes.append(f"{row['model']}: validation never beat the SFT model, so 'best' is the SFT model (step 0) on every seed.")
+        elif p["p"] is not None:
             notes.append(f"{row['model']} vs its SFT start, NDCG@10: mean difference {p['diff']:+.4f}, paired t = {p['t']:.2f}, p = {p['p']:.3g}.")
     out = {
         "claim": "GRPO (ranking reward; + SASRec CF reward) from the tiny SFT model vs that model, SASRec and Pop on the R1 split of Industrial_and_Scientific",
