@@ -54,6 +54,12 @@ def friendly_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[a
     return wrapped
 
 
+def report_result(result: dict | None, fmt: Callable[[dict], str]) -> int:
+    """Print a finished training's summary, or how to continue a stopped one; exit code 0."""
+    print("stopped; continue with resume=true" if result is None else fmt(result))
+    return 0
+
+
 def _tail(p: argparse.ArgumentParser) -> None:
     from rl4rec.cli import add_config_arguments
 
@@ -118,12 +124,7 @@ def _cmd_train_baseline(args: argparse.Namespace) -> int:
     from rl4rec.genrec.baselines.train import BaselineConfig, format_results, train_baseline
 
     cfg = config_from_args(BaselineConfig, args, ("model", "dataset", "data_dir"))
-    result = train_baseline(cfg)
-    if result is None:
-        print("stopped; continue with resume=true")
-        return 0
-    print(format_results(result))
-    return 0
+    return report_result(train_baseline(cfg), format_results)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

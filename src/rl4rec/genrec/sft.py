@@ -499,17 +499,11 @@ def format_results(result: dict[str, Any]) -> str:
 
 
 def _cmd_sft(args: argparse.Namespace) -> int:
-    from rl4rec.genrec.cli import config_from_args, friendly_errors
+    from rl4rec.genrec.cli import config_from_args, friendly_errors, report_result
 
     @friendly_errors
     def run(a: argparse.Namespace) -> int:
-        cfg = config_from_args(SFTConfig, a, ("dataset", "data_dir"))
-        result = train_sft(cfg)
-        if result is None:
-            print("stopped; continue with resume=true")
-            return 0
-        print(format_results(result))
-        return 0
+        return report_result(train_sft(config_from_args(SFTConfig, a, ("dataset", "data_dir"))), format_results)
 
     return run(args)
 

@@ -87,7 +87,7 @@ def format_results(result: dict[str, Any]) -> str:
 
 
 def _cmd_grpo(args: argparse.Namespace) -> int:
-    from rl4rec.genrec.cli import config_from_args, friendly_errors
+    from rl4rec.genrec.cli import config_from_args, friendly_errors, report_result
 
     text = args.genrec_command == "grpo-text"
 
@@ -102,11 +102,7 @@ def _cmd_grpo(args: argparse.Namespace) -> int:
             from rl4rec.genrec.grpo.trainer import train_grpo
 
             result = train_grpo(config_from_args(TextGRPOConfig if text else GRPOConfig, a, ("init_from",)))
-        if result is None:
-            print("stopped; continue with resume=true")
-            return 0
-        print(format_results(result))
-        return 0
+        return report_result(result, format_results)
 
     return run(args)
 
@@ -114,16 +110,16 @@ def _cmd_grpo(args: argparse.Namespace) -> int:
 def register(gsub: argparse._SubParsersAction) -> None:
     from rl4rec.cli import add_config_arguments
 
-    p = gsub.add_parser("grpo", help="GRPO of an SFT run with recommendation rewards (beam or sampled rollouts); --smoke on synthetic data")
-    p.add_argument("--config", default=None, help="optional YAML config, e.g. configs/genrec/grpo_industrial.yaml")
-    p.add_argument("--init-from", dest="init_from", default=None, help="the SFT run (folder, EXPERIMENT/NAME or unique name)")
-    p.add_argument("--smoke", action="store_true", help="synthetic catalog, a brief tiny SFT, then a few GRPO steps (seconds)")
-    add_config_arguments(p)
-    p.set_defaults(func=_cmd_grpo)
-
-    p = gsub.add_parser("grpo-text", help="free-text GRPO grounded by retrieval (ndcg/hit/mrr/mixed of the target's rank); --smoke on synthetic data")
-    p.add_argument("--config", default=None, help="optional YAML config, e.g. configs/genrec/grpo_text_industrial.yaml")
-    p.add_argument("--init-from", dest="init_from", default=None, help="an SFT run trained with tasks.seq_title2title")
-    p.add_argument("--smoke", action="store_true", help="synthetic catalog, a brief title SFT, then a few GRPO steps with a hashing retriever")
-    add_config_arguments(p)
-    p.set_defaults(func=_cmd_grpo)
+    commands = {
+        "grpo": ("GRPO of an SFT run with recommendation rewards (beam or sampled rollouts)", "grpo_industrial", "the SFT run (folder, EXPERIMENT/NAME or unique name)",
+                 "synthetic catalog, a brief tiny SFT, then a few GRPO steps (seconds)"),
+        "grpo-text": ("free-text GRPO grounded by retrieval (ndcg/hit/mrr/mixed of the target's rank)", "grpo_text_industrial",
+                      "an SFT run trained with tasks.seq_title2title", "synthetic catalog, a brief title SFT, then a few GRPO steps with a hashing retriever"),
+    }
+    for name, (what, config, init, smoke) in commands.items():
+        p = gsub.add_parser(name, help=f"{what}; --smoke on synthetic data")
+        p.add_argument("--config", default=None, help=f"optional YAML config, e.g. configs/genrec/{config}.yaml")
+        p.add_argument("--init-from", dest="init_from", default=None, help=init)
+        p.add_argument("--smoke", action="store_true", help=smoke)
+        add_config_arguments(p)
+        p.set_defaults(func=_cmd_grpo)
