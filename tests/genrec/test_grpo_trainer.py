@@ -251,3 +251,18 @@ def test_smoke_command_and_eval_of_a_grpo_run(tmp_path, capsys):
     assert res["steps"] == 6 and res["test"]["invalid_rate"] == 0
     assert main(["genrec", "eval", str(run_dir), "--beams", "5", "--runs-dir", str(tmp_path), "--no-progress", "--threads", "1"]) == 0
     assert "invalid 0.0000" in capsys.readouterr().out
+
+
+def test_config_file_as_positional_argument(tmp_path):
+    """`rl4rec genrec grpo configs/genrec/X.yaml init_from=RUN` (the issue's form) and --config agree."""
+    import argparse
+
+    from rl4rec.genrec.cli import config_from_args
+
+    path = tmp_path / "g.yaml"
+    path.write_text("group_size: 8\nrewards: {rule: 1.0}\n")
+    a = config_from_args(GRPOConfig, argparse.Namespace(config=None, overrides=[str(path), "seed=3"]))
+    b = config_from_args(GRPOConfig, argparse.Namespace(config=str(path), overrides=["seed=3"]))
+    assert a == b and a.group_size == 8 and a.rewards == {"rule": 1.0} and a.seed == 3
+    with pytest.raises(ConfigError, match="one config file"):
+        config_from_args(GRPOConfig, argparse.Namespace(config=str(path), overrides=[str(path)]))

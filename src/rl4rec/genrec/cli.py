@@ -26,14 +26,21 @@ COMMAND_MODULES: tuple[str, ...] = ("rl4rec.genrec.sft", "rl4rec.genrec.evaluate
 def config_from_args(cls: type, args: argparse.Namespace, flags: Iterable[str] = ()) -> Any:
     """YAML ``args.config`` (if any), then the named ``--flags`` that were given, then
     ``args.overrides`` (``key=value``), validated into one ``cls`` object."""
-    from rl4rec.config import apply_overrides, load_yaml
+    from rl4rec.config import ConfigError, apply_overrides, load_yaml
 
-    data: dict[str, Any] = load_yaml(args.config) if getattr(args, "config", None) else {}
+    overrides = list(getattr(args, "overrides", None) or [])
+    config = getattr(args, "config", None)
+    positional = [o for o in overrides if "=" not in o and o.endswith((".yaml", ".yml"))]  # `rl4rec genrec grpo X.yaml k=v`
+    if positional:
+        if config or len(positional) > 1:
+            raise ConfigError(f"one config file please: got {[config, *positional] if config else positional}")
+        config, overrides = positional[0], [o for o in overrides if o != positional[0]]
+    data: dict[str, Any] = load_yaml(config) if config else {}
     for key in flags:
         value = getattr(args, key, None)
         if value is not None:
             data[key] = value
-    return apply_overrides(cls, data, getattr(args, "overrides", []))
+    return apply_overrides(cls, data, overrides)
 
 
 def friendly_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
