@@ -12,6 +12,7 @@ TORCH_VERSION ?= 2.13.0
 TORCH_PIP_ARGS ?=
 TEST_EXTRAS ?= dev,text,ray,wandb,swanlab,lora
 QUICKSTART_EXTRAS ?= text
+BENCH_EXTRAS ?= dev,text,ray,wandb,swanlab,lora,trl
 PYTEST_ARGS ?=
 
 help:
@@ -52,7 +53,7 @@ test-slow: install-test
 quickstart: install-quickstart
 	$(VENV)/bin/rl4rec quickstart
 
-bench: install-test
+bench: $(VENV)/.installed-$(BENCH_EXTRAS)
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 lint: install-test
