@@ -104,3 +104,16 @@ def test_missing_pretrained_folder_is_a_config_error():
 
     with pytest.raises(ConfigError, match="not a folder"):
         apply_overrides(ModelConfig, {}, ["path=/nonexistent/model"])
+
+
+def test_a_saved_model_folder_reloads_the_tokenizer_it_was_trained_with(tmp_path, catalog, scratch):
+    """Next to a model's config.json, AutoTokenizer picks the model type's tokenizer (Qwen2Tokenizer),
+    which splits digits and whitespace its own way: every Industrial prompt encoded differently
+    from training until load_tokenizer loaded the saved class itself."""
+    tok, orig = scratch
+    model, meta = build_model(ModelConfig(), tok, orig)
+    save_model_dir(model, tok, tmp_path / "m", meta)
+    _, again, _ = load_model_dir(tmp_path / "m")
+    assert type(again) is type(tok)
+    for text in ["Model 12345 and 2024-11", "### User Input: \nCan you", "x  \n\n  y", "Drill A-100, Glove C-117", catalog.sid(3) + "\n"]:
+        assert again(text, add_special_tokens=False)["input_ids"] == tok(text, add_special_tokens=False)["input_ids"], text

@@ -156,9 +156,23 @@ def resize_for_new_tokens(model, tokenizer, orig_len: int) -> None:
 
 
 def load_tokenizer(path: str | Path):
-    """A tokenizer saved by ``save_pretrained`` (ours or a pretrained model's), offline."""
-    from transformers import AutoTokenizer
+    """A tokenizer saved by ``save_pretrained`` (ours or a pretrained model's), offline.
 
-    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    Our from-scratch tokenizer is saved as a plain ``TokenizersBackend`` and is loaded as exactly
+    that class: next to a model's ``config.json``, ``AutoTokenizer`` would pick the model type's
+    tokenizer class (``Qwen2Tokenizer``), whose own pre-tokenizer splits text differently, so the
+    reloaded tokenizer would encode prompts unlike the one the model was trained with.
+    """
+    import json
+
+    from transformers import AutoTokenizer, TokenizersBackend
+
+    path = Path(path)
+    cfg_file = path / "tokenizer_config.json"
+    declared = json.loads(cfg_file.read_text()).get("tokenizer_class") if cfg_file.is_file() else None
+    if declared == "TokenizersBackend":
+        tok = TokenizersBackend.from_pretrained(str(path), local_files_only=True)
+    else:
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     tok.padding_side = "left"
     return tok
