@@ -197,7 +197,7 @@ train_grpo(apply_overrides(GRPOConfig, {}, sys.argv[1:]))
 
 def test_two_processes_give_the_same_update_as_one(sft_run, tmp_path):
     """Groups and loss normalisation do not depend on the process count: 3 steps of 8 prompts on
-    1 process and on 2 (torchrun, gloo) end at the same weights, up to float summation order."""
+    1 process and on 2 (torchrun, gloo) give the same first gradient and end at nearly the same weights."""
     script = tmp_path / "grpo_worker.py"
     script.write_text(_TWO_PROC)
     common = [f"init_from={sft_run}", f"runs_dir={tmp_path}", *BASE, *GRPO, "group_size=4", "prompts_per_step=8", "max_steps=3", "lr=1e-3",
@@ -213,7 +213,15 @@ def test_two_processes_give_the_same_update_as_one(sft_run, tmp_path):
     start, _, _ = load_model_dir(sft_run / "model" / "best")
     moved = max((p - s).abs().max().item() for p, s in zip(one.parameters(), start.parameters(), strict=True))
     diff = max((p - q).abs().max().item() for p, q in zip(one.parameters(), two.parameters(), strict=True))
-    assert moved > 1e-4 and diff < moved / 50, (moved, diff)
+    # Adam turns float-summation noise in near-zero gradient coordinates into lr-sized steps, so
+    # weights after 3 steps agree only roughly; the first step's gradient (same weights on both
+    # sides) must agree to float precision: its norm over all parameters, after the all-reduce
+    assert moved > 1e-4 and diff < moved / 10, (moved, diff)
+    first = [next(json.loads(x) for x in (tmp_path / "mp" / n / "metrics.jsonl").read_text().splitlines() if json.loads(x).get("step") == 1) for n in ("one", "two")]
+    assert first[0]["train/grad_norm"] > 0
+    assert first[1]["train/grad_norm"] == pytest.approx(first[0]["train/grad_norm"], rel=1e-5)
+    for key in ("train/reward", "rewards/rule_mean", "train/zero_adv_groups", "train/group_hit_rate"):
+        assert first[1][key] == pytest.approx(first[0][key], rel=1e-6, abs=1e-9), key
 
 
 def test_semantic_and_cf_rewards_in_a_run(sft_run, synthetic_dir, tmp_path):
