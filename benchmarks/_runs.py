@@ -24,3 +24,8 @@ def reuse_or_train(cfg: Any, train: Callable[[Any], dict | None], force: bool) -
     if result is None:
         raise RuntimeError(f"run {run_dir} was stopped before it finished")
     return result
+
+
+def fmt_ci(d: dict) -> str:
+    """``mean ± half-width`` of a ``{"mean", "ci95"}`` cell (the mean alone when the CI is undefined)."""
+    return f"{d['mean']:.4f} ± {d['ci95']:.4f}" if d["ci95"] == d["ci95"] else f"{d['mean']:.4f}"

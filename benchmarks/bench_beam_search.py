@@ -29,9 +29,9 @@ from rl4rec.genrec.data import load_dataset
 from rl4rec.genrec.decoding import (
     ItemTrie,
     TrieLogitsProcessor,
-    _left_pad,
     constrained_beam_search,
     generation_config,
+    left_pad,
     prefix_allowed_tokens_fn,
 )
 from rl4rec.genrec.evaluate import predict, valid_completions
@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _hf(model, prompts, trie, beams, *, processor: bool):
-    ids, mask = _left_pad(prompts, trie.pad_id, "cpu")
+    ids, mask = left_pad(prompts, trie.pad_id, "cpu")
     gc = generation_config(trie, num_beams=beams, num_return_sequences=beams)
     if processor:
         from transformers import LogitsProcessorList

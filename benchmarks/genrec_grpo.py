@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from scipy import stats
 
+from _runs import fmt_ci as fmt  # noqa: E402
 from _runs import reuse_or_train  # noqa: E402  (benchmarks/ is the script's directory)
 from rl4rec.config import load_config
 from rl4rec.genrec.baselines.train import BaselineConfig, train_baseline
@@ -69,9 +70,6 @@ def main() -> None:
             extra = list(VARIANTS[name]) + ([f"cf_model={sas['run_dir']}"] if any("cf" in o for o in VARIANTS[name]) else [])
             cfg = load_config(GRPOConfig, GRPO_CONFIG, [f"init_from={sft['run_dir']}", f"seed={seed}", *common, *extra])
             results.setdefault(name, []).append(reuse_or_train(cfg, train_grpo, args.force))
-
-    def fmt(d):
-        return f"{d['mean']:.4f} ± {d['ci95']:.4f}" if d["ci95"] == d["ci95"] else f"{d['mean']:.4f}"
 
     rows, table = [], ["| model | seeds | " + " | ".join(m.upper() for m in METRICS) + " | best step | train time (s) |", "|" + "---|" * (len(METRICS) + 4)]
     for name, runs in results.items():

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from scipy import stats
 
+from _runs import fmt_ci as fmt  # noqa: E402
 from _runs import reuse_or_train  # noqa: E402  (benchmarks/ is the script's directory)
 from rl4rec.config import load_config
 from rl4rec.genrec.grpo.config import TextGRPOConfig
@@ -35,10 +36,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SFT_CONFIG = ROOT / "configs" / "genrec" / "sft_text_industrial.yaml"
 GRPO_CONFIG = ROOT / "configs" / "genrec" / "grpo_text_industrial.yaml"
 METRICS = ["hr@1", "hr@3", "hr@5", "hr@10", "hr@20", "ndcg@3", "ndcg@5", "ndcg@10", "ndcg@20"]
-
-
-def fmt(d):
-    return f"{d['mean']:.4f} ± {d['ci95']:.4f}" if d["ci95"] == d["ci95"] else f"{d['mean']:.4f}"
 
 
 def main() -> None:

@@ -14,11 +14,11 @@ from rl4rec.genrec.decoding import (
     DeadEndError,
     ItemTrie,
     TrieLogitsProcessor,
-    _left_pad,
     constrained_beam_search,
     constrained_sample,
     exact_top_k,
     generation_config,
+    left_pad,
     prefix_allowed_tokens_fn,
     score_items,
 )
@@ -101,7 +101,7 @@ def test_varying_lengths_and_a_sid_that_prefixes_another():
 
 def test_hf_generate_with_the_processor_equals_our_beam_search_and_stays_valid():
     model, trie = _model(4), _grid_trie((5, 3, 4))
-    ids, mask = _left_pad(PROMPTS, PAD, "cpu")
+    ids, mask = left_pad(PROMPTS, PAD, "cpu")
     w = 8
     proc = TrieLogitsProcessor(trie, ids.shape[1])
     hf = model.generate(input_ids=ids, attention_mask=mask, logits_processor=LogitsProcessorList([proc]), generation_config=generation_config(trie, num_beams=w, num_return_sequences=w))

@@ -251,7 +251,8 @@ def _result(trie: ItemTrie, sid: torch.Tensor, scores: torch.Tensor, sid_lp: tor
 # --------------------------------------------------------------------------- model calls
 
 
-def _left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded ``(B, width)`` ids and attention mask of token-id lists (one copy per prompt)."""
     if not prompts:
         raise ValueError("no prompts")
     lengths = [len(p) for p in prompts]
@@ -269,7 +270,7 @@ def _left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device) -> tuple[to
 def _prefill(model, prompts, pad_id: int):
     """Run the prompts once; returns last-position logits, the KV cache, the mask and lengths."""
     device = next(model.parameters()).device
-    ids, mask = _left_pad(prompts, pad_id, device)
+    ids, mask = left_pad(prompts, pad_id, device)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
     return out.logits[:, -1], out.past_key_values, mask, mask.sum(-1)

@@ -83,6 +83,14 @@ class RetrievalIndex:
         queries = torch.from_numpy(np.asarray(self.encoder.encode(list(texts)), dtype=np.float32))
         return self.scores(queries).topk(k, dim=-1).indices
 
+    def ground(self, texts: Sequence[str], targets: Sequence[int], histories=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(target ranks, closest item) of each text, from one encoding pass (a rollout's hot path)."""
+        if self.encoder is None:
+            raise RuntimeError("this index has no text encoder; pass query embeddings to target_ranks")
+        queries = torch.from_numpy(np.asarray(self.encoder.encode(list(texts)), dtype=np.float32))
+        top = torch.cat([self.scores(queries[i : i + self.batch_size]).argmax(-1) for i in range(0, len(texts), self.batch_size)])
+        return self.target_ranks(queries, targets, histories), top
+
 
 class RayRetrieval:
     """Client of a named Ray actor holding one :class:`RetrievalIndex` for every trainer process."""
@@ -135,6 +143,9 @@ class RayRetrieval:
     def top_items(self, texts, k: int = 1) -> torch.Tensor:
         return self._call("top_items", list(texts), k)
 
+    def ground(self, texts, targets, histories=None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._call("ground", list(texts), list(map(int, targets)), histories)
+
     @property
     def num_items(self) -> int:
         return int(self._call("num_items"))
@@ -155,6 +166,9 @@ class _IndexActor:
 
     def top_items(self, texts, k=1):
         return self.index.top_items(texts, k)
+
+    def ground(self, texts, targets, histories=None):
+        return self.index.ground(texts, targets, histories)
 
     def num_items(self):
         return self.index.num_items

@@ -453,7 +453,7 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any] | None:
             from rl4rec.genrec.model import load_model_dir
 
             best_model, _, _ = load_model_dir(run.dir / "model" / "best")
-            result["test"] = text_eval(best_model, ds.test, prefix="")
+            result["test"] = text_eval(best_model, ds.test, prefix="", progress=cfg.progress)
             result["baselines"] = baseline_results(ds.name, ds.train_recipe, "test", len(ds.test), runs_dir=cfg.runs_dir)
             result["table"] = comparison_table(result["test"], result["baselines"], name="SFT free text (ours)")
             run.log_metrics({f"test/{k}": v for k, v in result["test"].items() if "@" in k}, total)
@@ -480,9 +480,9 @@ def _text_evaluator(cfg: SFTConfig, ds, tok, builder):
     index = RetrievalIndex(embed_items(ds.catalog, encoder, cache_dir=Path(cfg.runs_dir) / ".cache"), encoder)
     ks = tuple(sorted(set(cfg.ks) | {int(cfg.select_metric.split("@")[1])}))
 
-    def evaluate(model, examples, prefix: str = "valid/") -> dict[str, float]:
+    def evaluate(model, examples, prefix: str = "valid/", progress: bool = False) -> dict[str, float]:
         gen = HFGenerator(model, tok, max_new_tokens=cfg.eval_max_new_tokens)
-        return text_metrics(gen, index, builder, tok, examples, ks=ks, max_len=cfg.max_len, batch_size=cfg.eval_batch_size, prefix=prefix)
+        return text_metrics(gen, index, builder, tok, examples, ks=ks, max_len=cfg.max_len, batch_size=cfg.eval_batch_size, prefix=prefix, progress=progress)
 
     return evaluate
 

@@ -55,10 +55,10 @@ class HFGenerator:
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[Sequence[int]], *, num_return: int = 1, do_sample: bool = True, seed: int = 0) -> Generated:
-        from rl4rec.genrec.grpo.logprobs import _left_pad
+        from rl4rec.genrec.decoding import left_pad
 
         device = next(self.model.parameters()).device
-        ids, mask = _left_pad(prompts, self.tok.pad_token_id, device)
+        ids, mask = left_pad(prompts, self.tok.pad_token_id, device)
         was_training = self.model.training
         self.model.eval()
         devices = [device] if device.type == "cuda" else []
@@ -136,24 +136,26 @@ def make_generator(backend: str, model, tokenizer, **kw):
     raise ValueError(f"unknown generation backend {backend!r}; choose hf or vllm")
 
 
-def text_ranks(generator, index, prompts: Sequence[Sequence[int]], targets: Sequence[int], *, batch_size: int = 64, histories=None) -> np.ndarray:
+def text_ranks(generator, index, prompts: Sequence[Sequence[int]], targets: Sequence[int], *, batch_size: int = 64, histories=None, progress: bool = False) -> np.ndarray:
     """Greedy text per prompt, grounded: the 0-based rank of the target among all catalog items."""
+    from rl4rec.progress import track
+
     ranks = []
-    for start in range(0, len(prompts), batch_size):
+    for start in track(range(0, len(prompts), batch_size), desc="generate + ground", enabled=progress, unit="batch"):
         out = generator.generate(prompts[start : start + batch_size], num_return=1, do_sample=False)
         hist = None if histories is None else histories[start : start + batch_size]
         ranks.append(np.asarray(index.rank_texts(out.texts, list(targets[start : start + batch_size]), hist)))
     return np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)
 
 
-def text_metrics(generator, index, builder, tokenizer, examples, *, ks: Sequence[int], max_len: int, batch_size: int = 64, prefix: str = "valid/") -> dict[str, float]:
+def text_metrics(generator, index, builder, tokenizer, examples, *, ks: Sequence[int], max_len: int, batch_size: int = 64, prefix: str = "valid/", progress: bool = False) -> dict[str, float]:
     """HR/NDCG/MRR@K of the grounded greedy generations for ``examples`` (``seq_title2title``)."""
     from rl4rec.genrec.prompts import PromptBuilder, prompt_ids
     from rl4rec.metrics.ranking import ranking_metrics
 
     samples = PromptBuilder.seq_samples("seq_title2title", examples)
     prompts = [prompt_ids(builder, tokenizer, s, max_len=max_len, reserve=generator.max_new_tokens)[0] for s in samples]
-    ranks = text_ranks(generator, index, prompts, [e.target_item_id for e in examples], batch_size=batch_size)
+    ranks = text_ranks(generator, index, prompts, [e.target_item_id for e in examples], batch_size=batch_size, progress=progress)
     out = {f"{prefix}{k}": float(v) for k, v in ranking_metrics(ranks, ks, num_candidates=index.num_items).items()}
     out[f"{prefix}rows"] = len(examples)
     return out

@@ -12,29 +12,33 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from rl4rec.config import ConfigError
 from rl4rec.genrec.grpo.config import GRPOConfig, TextGRPOConfig
 from rl4rec.genrec.grpo.rewards import RewardContext, Rollouts
 from rl4rec.genrec.grpo.rollout import RolloutBatch, generate_rollouts
 
+log = logging.getLogger(__name__)
+
 __all__ = ["SIDFamily", "TextFamily", "make_family", "build_prompt_pool", "reward_context"]
 
 
-def _seq_pool(builder, tokenizer, task: str, rows, *, max_len: int, reserve: int):
+def _encode(builder, tokenizer, samples, *, max_len: int, reserve: int) -> list[list[int]]:
+    """Prompt ids of every sample (RL phase), encoded once per run."""
     from rl4rec.genrec.prompts import prompt_ids
 
-    samples = builder.seq_samples(task, rows)
-    return samples, [prompt_ids(builder, tokenizer, s, max_len=max_len, reserve=reserve, phase="rl")[0] for s in samples]
+    return [prompt_ids(builder, tokenizer, s, max_len=max_len, reserve=reserve, phase="rl")[0] for s in samples]
 
 
 def build_prompt_pool(cfg: GRPOConfig, builder, ds, tokenizer, *, max_len: int, reserve: int):
     """(samples, prompt ids, sizes per task): the GRPO prompt mixture, encoded once."""
-    from rl4rec.genrec.prompts import SEQ_TASKS, prompt_ids
+    from rl4rec.genrec.prompts import SEQ_TASKS
 
     samples, sizes = [], {}
     for task in cfg.tasks.weights():
@@ -48,8 +52,7 @@ def build_prompt_pool(cfg: GRPOConfig, builder, ds, tokenizer, *, max_len: int, 
             part = builder.item_samples(task)
         sizes[task] = len(part)
         samples += part
-    encoded = [prompt_ids(builder, tokenizer, s, max_len=max_len, reserve=reserve, phase="rl")[0] for s in samples]
-    return samples, encoded, sizes
+    return samples, _encode(builder, tokenizer, samples, max_len=max_len, reserve=reserve), sizes
 
 
 def reward_context(cfg: GRPOConfig, catalog, *, cache_dir: Path) -> RewardContext:
@@ -75,14 +78,22 @@ def reward_context(cfg: GRPOConfig, catalog, *, cache_dir: Path) -> RewardContex
     return ctx
 
 
+def _warn_untrained(loaded, tasks) -> None:
+    """GRPO may start from any model, but one never trained on the rollout task rarely earns a reward."""
+    trained = loaded.cfg.tasks.weights()
+    if not any(t in trained for t in tasks):
+        log.warning("the SFT run %s trained %s, none of the GRPO tasks %s: expect mostly zero rewards", loaded.run_dir, sorted(trained), sorted(tasks))
+
+
 class SIDFamily:
     """Semantic-ID answers, decoded under the item trie."""
 
     def __init__(self, cfg: GRPOConfig, loaded, device):
         self.cfg, self.loaded, self.device = cfg, loaded, device
+        _warn_untrained(loaded, cfg.tasks.weights())
         self.trie = loaded.trie.to(device)
         if cfg.rollout == "beam" and cfg.group_size > self.trie.num_sids:
-            raise ValueError(f"group_size={cfg.group_size} distinct beams, but the catalog has only {self.trie.num_sids} distinct SIDs")
+            raise ConfigError(f"group_size={cfg.group_size} distinct beams, but the catalog has only {self.trie.num_sids} distinct SIDs")
         self.lp_trie = self.trie if cfg.logprob_space == "trie" else None
         self.pad_id = self.trie.pad_id
         self.ks = tuple(sorted({k for k in cfg.ks if k <= cfg.eval_beams} | {int(cfg.select_metric.split("@")[1])}))
@@ -150,6 +161,7 @@ class TextFamily:
         from rl4rec.genrec.textgen import make_generator
 
         self.cfg, self.loaded, self.device = cfg, loaded, device
+        _warn_untrained(loaded, [self.TASK])
         self.pad_id, self.lp_trie = loaded.tokenizer.pad_token_id, None
         catalog = loaded.dataset.catalog
         emb = embed_items(catalog, make_encoder(cfg.retrieval.encoder), cache_dir=Path(cfg.runs_dir) / ".cache")
@@ -160,15 +172,14 @@ class TextFamily:
         self.sampler = make_generator(cfg.generation_backend, policy, loaded.tokenizer, **kw)
         self.greedy = make_generator("hf", policy, loaded.tokenizer, max_new_tokens=cfg.max_new_tokens)
         self.ks = tuple(sorted(set(cfg.ks) | {int(cfg.select_metric.split("@")[1])}))
-        self.step = 0
 
     def describe(self) -> str:
         return f"free text ({self.cfg.generation_backend}), retrieval={self.cfg.retrieval.backend}/{self.cfg.retrieval.encoder}"
 
     def prompt_pool(self):
         ld = self.loaded
-        samples, prompts = _seq_pool(ld.builder, ld.tokenizer, self.TASK, ld.dataset.train, max_len=ld.cfg.max_len, reserve=self.cfg.max_new_tokens)
-        return samples, prompts, {self.TASK: len(samples)}
+        samples = ld.builder.seq_samples(self.TASK, ld.dataset.train)
+        return samples, _encode(ld.builder, ld.tokenizer, samples, max_len=ld.cfg.max_len, reserve=self.cfg.max_new_tokens), {self.TASK: len(samples)}
 
     def task_weights(self) -> dict[str, float]:
         return {self.TASK: 1.0}
@@ -185,10 +196,9 @@ class TextFamily:
         targets = batch.targets.repeat_interleave(g)
         histories = [list(h) for h in batch.histories for _ in range(g)]
         hist = histories if cfg.retrieval.exclude_history else None
-        ranks = torch.as_tensor(self.index.rank_texts(out.texts, targets.tolist(), hist), dtype=torch.long)
+        ranks, top = (torch.as_tensor(x, dtype=torch.long) for x in self.index.ground(out.texts, targets.tolist(), hist))
         empty = torch.as_tensor([not t for t in out.texts])
         # the grounded item (the catalog item closest to the text); an empty text is invalid (-1)
-        top = torch.as_tensor(self.index.top_items(out.texts, 1), dtype=torch.long)[:, 0]
         items = torch.where(empty, -1, torch.where(ranks == 0, targets, top))
         pids = batch.prompt_ids.repeat_interleave(g)
         within = torch.arange(g).repeat(len(batch.prompts))
@@ -211,7 +221,7 @@ class TextFamily:
         ld, ds = self.loaded, self.loaded.dataset
         best, _, _ = load_model_dir(Path(run_dir) / "model" / "best")
         gen = HFGenerator(best.to(self.device), ld.tokenizer, max_new_tokens=self.cfg.max_new_tokens)
-        kw = dict(ks=self.ks, max_len=ld.cfg.max_len, batch_size=self.cfg.eval_batch_size, prefix="")
+        kw = dict(ks=self.ks, max_len=ld.cfg.max_len, batch_size=self.cfg.eval_batch_size, prefix="", progress=self.cfg.progress)
         metrics = text_metrics(gen, self.index, ld.builder, ld.tokenizer, ds.test, **kw)
         sft, _, _ = load_model_dir(Path(ld.run_dir) / "model" / self.cfg.init_which)  # the start, measured the same way
         start = text_metrics(HFGenerator(sft.to(self.device), ld.tokenizer, max_new_tokens=self.cfg.max_new_tokens), self.index, ld.builder, ld.tokenizer, ds.test, **kw)

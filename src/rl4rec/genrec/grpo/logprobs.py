@@ -16,17 +16,9 @@ from collections.abc import Sequence
 
 import torch
 
+from rl4rec.genrec.decoding import left_pad
+
 __all__ = ["completion_logprobs", "naive_completion_logprobs", "trie_allowed"]
-
-
-def _left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for b, p in enumerate(prompts):  # one copy per prompt (not per completion)
-        ids[b, width - len(p) :] = torch.as_tensor(list(p), dtype=torch.long)
-        mask[b, width - len(p) :] = 1
-    return ids.to(device), mask.to(device)
 
 
 def trie_allowed(trie, completions: torch.Tensor, vocab_size: int) -> torch.Tensor:
@@ -77,7 +69,7 @@ def completion_logprobs(
         raise ValueError(f"{completions.shape[0]} completions for {b} prompts x {g}")
     device = next(model.parameters()).device
     completions = completions.to(device)
-    ids, mask = _left_pad(prompts, pad_id, device)
+    ids, mask = left_pad(prompts, pad_id, device)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
     allowed = trie_allowed(trie, completions, out.logits.shape[-1]) if trie is not None else None
@@ -97,7 +89,7 @@ def completion_logprobs(
     return torch.cat([first[:, None], rest_lp], 1)
 
 
-def naive_completion_logprobs(model, prompts, completions: torch.Tensor, *, group_size: int, pad_id: int, temperature: float = 1.0, trie=None) -> torch.Tensor:
+def naive_completion_logprobs(model, prompts, completions: torch.Tensor, *, group_size: int, pad_id: int, temperature: float = 1.0, trie=None) -> torch.Tensor:  # noqa: ARG001
     """The reference: each completion concatenated with its own prompt copy, one forward pass
     per row (what TRL does). For tests and the benchmark."""
     device = next(model.parameters()).device
@@ -108,5 +100,4 @@ def naive_completion_logprobs(model, prompts, completions: torch.Tensor, *, grou
         logits = model(input_ids=seq).logits[0, len(p) - 1 : -1]
         allowed = trie_allowed(trie, completions[r : r + 1].to(device), logits.shape[-1])[0] if trie is not None else None
         rows.append(_token_logprobs(logits, completions[r].to(device), temperature, allowed))
-    del pad_id
     return torch.stack(rows)

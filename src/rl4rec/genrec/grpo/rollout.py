@@ -115,9 +115,9 @@ def generate_rollouts(
         model.train(was_training)
     dev = sid.device
     targets = targets.to(dev)
+    tsid = trie.item_sid.to(dev)[targets]
     ranks = torch.arange(g, device=dev).expand(len(prompts), g) if mode == "beam" else _ranks_by_score(scores)
     if add_gt:  # the target's own completion (with its EOS) replaces the last slot of each group
-        tsid = trie.item_sid.to(dev)[targets]
         comp = trie.completions.to(dev)[tsid]
         width = max(tokens.shape[-1], comp.shape[-1])
         tokens = torch.nn.functional.pad(tokens, (0, width - tokens.shape[-1]), value=trie.pad_id)
@@ -126,14 +126,9 @@ def generate_rollouts(
         mask[:, -1] = torch.arange(width, device=dev) < (trie.sid_lengths.to(dev)[tsid] + len(trie.suffix_ids))[:, None]
         sid = sid.clone()
         sid[:, -1] = tsid
-        if mode != "beam":
-            ranks = ranks.clone()
-            ranks[:, -1] = g - 1  # ranks of the sampled rows are recomputed below
-            ranks[:, :-1] = _ranks_by_score(scores[:, :-1])
-        else:
-            ranks = ranks.clone()
+        if mode != "beam":  # the injected target ranks last; the sampled rows are ranked among themselves
+            ranks = torch.cat([_ranks_by_score(scores[:, :-1]), torch.full_like(ranks[:, :1], g - 1)], 1)
     first_item = trie.sid_first_item.to(dev)[sid]
-    tsid = trie.item_sid.to(dev)[targets]
     items = torch.where(sid == tsid[:, None], targets[:, None].expand_as(sid), first_item)
     b = len(prompts)
     return RolloutBatch(

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rl4rec.config import ConfigError
 from rl4rec.genrec.grpo.config import GRPOCommon
 from rl4rec.genrec.grpo.update import PromptBatch, grpo_update
 
@@ -151,7 +152,7 @@ def train_grpo(cfg: GRPOCommon) -> dict[str, Any] | None:
     from rl4rec.runs import Run, atomic_write_text, set_rng_state
 
     if not cfg.init_from:
-        raise ValueError("init_from: name the SFT run to start from (rl4rec genrec sft ...), or use --smoke")
+        raise ConfigError("init_from: name the SFT run to start from (rl4rec genrec sft ...), or use --smoke")
     t_start = time.perf_counter()
     # cpu=True where no GPU is visible: accelerate only sets up a multi-process CPU (gloo) group then
     acc = Accelerator(cpu=cfg.cpu or not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
@@ -160,7 +161,7 @@ def train_grpo(cfg: GRPOCommon) -> dict[str, Any] | None:
     if launched != world:  # never let N launched processes each train (and write) as if alone
         raise RuntimeError(f"launched as {launched} processes but accelerate set up {world}; check the launcher and the device setup")
     if cfg.prompts_per_step % world:
-        raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must be divisible by the {world} processes (groups never straddle processes)")
+        raise ConfigError(f"prompts_per_step={cfg.prompts_per_step} must be divisible by the {world} processes (groups never straddle processes)")
     per_proc = cfg.prompts_per_step // world
     run_dir = Path(cfg.runs_dir) / cfg.experiment / (cfg.run_name or run_name(cfg))
     opened = Run(cfg, key_metric=f"valid/{cfg.select_metric}") if acc.is_main_process else None
