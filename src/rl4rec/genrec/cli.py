@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 #: extra modules providing ``register(genrec_subparsers)``; one that does not exist is skipped
-COMMAND_MODULES: tuple[str, ...] = ("rl4rec.genrec.sft", "rl4rec.genrec.evaluate", "rl4rec.genrec.grpo.cli")
+COMMAND_MODULES: tuple[str, ...] = ("rl4rec.genrec.sft", "rl4rec.genrec.evaluate", "rl4rec.genrec.grpo.cli", "rl4rec.genrec.latent.cli")
 
 
 def config_from_args(cls: type, args: argparse.Namespace, flags: Iterable[str] = ()) -> Any:

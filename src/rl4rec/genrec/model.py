@@ -184,9 +184,10 @@ def plain_model(model):
     return model
 
 
-def save_model_dir(model, tokenizer, path: str | Path, meta: dict[str, Any]) -> Path:
+def save_model_dir(model, tokenizer, path: str | Path, meta: dict[str, Any], extra_state: dict[str, Any] | None = None) -> Path:
     """``save_pretrained`` model + tokenizer + ``rl4rec_genrec.json`` into ``path``, atomically:
-    written to a temporary sibling first, then swapped in, so a reader never sees half a folder."""
+    written to a temporary sibling first, then swapped in, so a reader never sees half a folder.
+    ``extra_state`` (``{name: state_dict}``) adds ``<name>.pt`` files, e.g. a latent module."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a bar per checkpoint of a tiny model is noise in run.log
@@ -197,6 +198,11 @@ def save_model_dir(model, tokenizer, path: str | Path, meta: dict[str, Any]) -> 
     plain_model(model).save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / MODEL_META).write_text(json.dumps(meta, indent=2))
+    if extra_state:
+        import torch
+
+        for name, state in extra_state.items():
+            torch.save(state, tmp / f"{name}.pt")
     old = path.with_name(f".{path.name}.old-{os.getpid()}")
     if path.exists():
         os.replace(path, old)

@@ -97,4 +97,22 @@ def stage_grpo_text(runs_dir: Path) -> list[dict]:
     ]
 
 
-STAGES = [("genrec-baselines", stage_baselines), ("genrec-sft", stage_sft), ("genrec-grpo", stage_grpo), ("genrec-grpo-text", stage_grpo_text)]
+def stage_latent(runs_dir: Path) -> list[dict]:
+    """Latent reasoning (LatentR3-style): a tiny LM + one latent thought vector writes the next
+    item's title under a title trie (150 SFT steps), then 6 noise-GRPO steps of the latent module
+    with the LM frozen (~1 min)."""
+    from rl4rec.genrec.latent.cli import run_smoke
+
+    result = run_smoke(runs_dir) or {}
+    sft, test = result.get("sft_test") or {}, result.get("test") or {}
+    return [
+        {"stage": "genrec", "what": "latent SFT, 5-beam title-trie search (50 synthetic items)", "metric": "test/hr@1", "value": sft.get("hr@1")},
+        {"stage": "genrec", "what": "MostPop titles on the same rows", "metric": "test/hr@1", "value": (result.get("mostpop") or {}).get("hr@1")},
+        {"stage": "genrec", "what": f"latent + noise-GRPO, 6 steps (best step {result.get('best_step')})", "metric": "test/hr@1", "value": test.get("hr@1")},
+    ]
+
+
+STAGES = [
+    ("genrec-baselines", stage_baselines), ("genrec-sft", stage_sft), ("genrec-grpo", stage_grpo), ("genrec-grpo-text", stage_grpo_text),
+    ("genrec-latent", stage_latent),
+]

@@ -76,13 +76,15 @@ def _corpus(texts: Iterable[str], extra: Sequence[str]) -> Iterable[str]:
 
 
 def build_scratch_tokenizer(
-    codec: SIDCodec,
+    codec: SIDCodec | None,
     texts: Iterable[str],
     cfg: TokenizerConfig = TokenizerConfig(),
     extra_texts: Sequence[str] = (),
+    special_tokens: Sequence[str] = (),
 ):
     """A byte-level BPE over ``texts`` (+ ``extra_texts``, e.g. the prompt templates) with the
-    SID tokens of ``codec`` added, wrapped as a transformers fast tokenizer."""
+    SID tokens of ``codec`` (if any) and ``special_tokens`` (e.g. a thought token) added, wrapped
+    as a transformers fast tokenizer."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -98,7 +100,10 @@ def build_scratch_tokenizer(
     )
     # the prompt text is repeated so its words become single tokens even in tiny catalogs
     bpe.train_from_iterator(_corpus(texts, list(extra_texts) * 20), trainer=trainer)
-    bpe.add_tokens([AddedToken(t, normalized=False, special=False) for t in sid_token_strings(codec, cfg.min_codebook)])
+    if codec is not None:
+        bpe.add_tokens([AddedToken(t, normalized=False, special=False) for t in sid_token_strings(codec, cfg.min_codebook)])
+    if special_tokens:
+        bpe.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in special_tokens])
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS_TOKEN, pad_token=PAD_TOKEN)
     tok.padding_side = "left"  # generation pads on the left; training pads itself
     return tok

@@ -1,0 +1,358 @@
+"""``rl4rec genrec latent-grpo``: noise-GRPO of the latent module, LM frozen (spec §4).
+
+    rl4rec genrec latent-grpo configs/genrec/latent_grpo_faithful.yaml init_from=<latent SFT run>
+    rl4rec genrec latent-grpo configs/genrec/latent_grpo_corrected.yaml init_from=<latent SFT run>
+
+Each prompt's group is ``G`` copies of its latent ``z``: one clean, ``G - 1`` with Gaussian noise
+(``noise_std`` per dimension, or that multiple of RMS(z) with ``noise_relative``). The
+"completion" is always the true title, scored by teacher forcing (no text is sampled). Reward:
+minus the perplexity of the title (``neg_ppl``, faithful) or its mean log-likelihood
+(``neg_nll``, bounded). Only the latent module learns.
+
+Cost: the LM is frozen, so each prompt runs **once** (no gradient) and its KV cache is repeated
+for the ``G`` copies, which run as short continuations ``[z + eps_g, title]`` (the release: four
+full passes over 8 identical copies per micro-step). One forward gives both the rewards (detached)
+and the loss; with more prompts per process than ``micro_prompts`` the noise is stored and the
+loss recomputed chunk by chunk (spec §4.2).
+
+Estimators (``estimator``):
+- ``weighted_likelihood`` (faithful §4.5): ``L = -sum_g A_g sum_t log p(y_t | z + eps_g) / (G L)``
+  per prompt — a pathwise, advantage-weighted likelihood, not a policy gradient;
+- ``gaussian_pg``: the score function of the Gaussian policy ``N(z, s^2)``,
+  ``L = -mean_g A_g (eps_g . z) / s^2`` (gradient ``A_g eps_g / s^2 dz/dtheta``);
+- ``pathwise``: ``L = -mean_g r(z + eps_g)``, the reward differentiated through ``z``.
+
+Process count: each process scores the prompts at positions ``rank::world`` of the step's list,
+rewards are all-gathered into the ``(P, G)`` matrix in global order before the advantages (blocks of
+``baseline_prompts`` for the faithful baseline), the loss is divided by the global prompt count
+and gradients are summed: 1 and N processes make the same update.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from rl4rec.common import RunConfig
+from rl4rec.config import ConfigError, field
+from rl4rec.genrec.latent.advantages import latent_advantages
+from rl4rec.genrec.latent.sft import LatentEvalConfig
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LatentRLConfig", "LatentGRPOConfig", "train_latent_grpo", "grpo_step", "group_rewards", "estimator_loss", "score_group", "make_noise"]
+
+
+@dataclass(frozen=True)
+class LatentRLConfig:
+    """The group, reward, advantage and estimator (spec §4.10)."""
+
+    group_size: int = field(8, "latent copies per prompt (1 clean + G-1 noisy)", ge=2, short="G")
+    noise_std: float = field(1.5, "Gaussian noise std per dimension (absolute; relative to RMS(z) with noise_relative)", gt=0.0, short="sigma")
+    noise_relative: bool = field(False, "noise_std is a multiple of each latent's RMS")
+    clean_anchor: bool = field(True, "copy 0 carries no noise")
+    reward: Literal["neg_ppl", "neg_nll"] = field("neg_ppl", "neg_ppl: minus the title's perplexity (faithful, unbounded); neg_nll: its mean log-likelihood")
+    advantage: Literal["batch_clean_mean_l2", "group_clean", "group_zscore", "faithful_group_mix"] = field(
+        "batch_clean_mean_l2", "faithful cross-prompt baseline, or per-prompt: r - r_clean, z-score; faithful_group_mix (§4.8)"
+    )
+    estimator: Literal["weighted_likelihood", "gaussian_pg", "pathwise"] = field("weighted_likelihood", "faithful weighted likelihood, Gaussian score function, or pathwise reward gradient")
+    baseline_prompts: int = field(2, "prompts sharing the faithful baseline (the release: its 2 GPUs)", ge=1)
+    hgpo_weight: float = field(0.8, "faithful_group_mix: weight of the z-score part", ge=0.0, le=1.0)
+
+
+@dataclass(frozen=True)
+class LatentGRPOConfig(RunConfig):
+    """Noise-GRPO of the latent module (``rl4rec genrec latent-grpo``)."""
+
+    NAME_KEYS = ("latent_rl.advantage", "latent_rl.estimator")
+    NAME_EXCLUDE = (*RunConfig.NAME_EXCLUDE, "init_from", "device", "micro_prompts", "stop_at_step", "eval.batch_size")
+
+    experiment: str = field("genrec-latent-grpo", "experiment name")
+    init_from: str = field("", "the latent SFT run: folder, EXPERIMENT/NAME or a unique run name under runs_dir", short="")
+    init_which: Literal["best", "last"] = field("best", "which saved model of the SFT run")
+    latent_rl: LatentRLConfig = field(default_factory=LatentRLConfig, help="group, reward, advantage, estimator")
+    sample: int = field(0, "training prompts: a random subset of this many train rows (0 = all)", ge=0)
+    prompts_per_step: int = field(32, "prompts per optimizer step over all processes (the release: 32)", ge=1, short="P")
+    micro_prompts: int = field(64, "prompts per forward chunk on a process (memory)", ge=1)
+    epochs: int = field(1, "passes over the training prompts", ge=1)
+    max_steps: int = field(0, "stop after this many optimizer steps (0 = epochs decide)", ge=0)
+    lr: float = field(5e-5, "AdamW learning rate of the latent module (kept in fp32)", gt=0.0)
+    weight_decay: float = field(0.0, "AdamW weight decay", ge=0.0, short="wd")
+    warmup_steps: int = field(10, "linear warm-up steps (the release: 200, longer than its 32-step runs)", ge=0)
+    schedule: Literal["linear", "cosine", "constant"] = field("cosine", "decay after warm-up")
+    grad_clip: float = field(1.0, "max gradient norm (0 = off)", ge=0.0)
+    eval_every: int = field(0, "validate every N steps (0 = at the end)", ge=0)
+    eval_at_start: bool = field(True, "validate the SFT model first (step 0), so 'best' is never worse than the start")
+    select_metric: str = field("ndcg@10", "validation metric selecting the best model")
+    eval: LatentEvalConfig = field(default_factory=LatentEvalConfig, help="validation / test decoding")
+    test_at_end: bool = field(True, "test the best model at the end")
+    device: Literal["auto", "cpu", "cuda"] = field("auto", "auto: CUDA when available")
+    stop_at_step: int = field(0, "tests: act as if SIGTERM arrived after this step (0 = never)", ge=0)
+
+    def check(self) -> None:
+        super().check()
+        rl = self.latent_rl
+        if rl.advantage in ("batch_clean_mean_l2", "group_clean", "faithful_group_mix") and not rl.clean_anchor:
+            raise ConfigError(f"latent_rl.advantage={rl.advantage} needs the clean copy (latent_rl.clean_anchor=true)")
+
+
+# --------------------------------------------------------------------------- one group
+
+
+def group_rewards(logp: torch.Tensor, tmask: torch.Tensor, kind: str) -> torch.Tensor:
+    """Per row: ``-exp(-mean_t log p)`` (neg_ppl) or ``mean_t log p`` (neg_nll) over the title
+    tokens (EOS included). Differentiable (the pathwise estimator uses it)."""
+    mean_lp = (logp * tmask).sum(-1) / tmask.sum(-1)
+    return -torch.exp(-mean_lp) if kind == "neg_ppl" else mean_lp
+
+
+def make_noise(z: torch.Tensor, rl: LatentRLConfig, unit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(noise ``(P, G, d)``, the std used per prompt ``(P,)``) from standard normal draws ``unit``;
+    copy 0 clean with ``clean_anchor``."""
+    std = torch.full((z.shape[0],), rl.noise_std, device=z.device)
+    if rl.noise_relative:
+        std = rl.noise_std * z.detach().pow(2).mean(-1).sqrt()
+    eps = unit.to(z.device) * std[:, None, None]
+    if rl.clean_anchor:
+        eps[:, 0] = 0
+    return eps, std
+
+
+def score_group(llm, ids, mask, targets, noise, *, with_grad: bool):
+    """Teacher-forced title log-probs ``(P, G, L)`` under ``z + eps_g``, with ``z`` (``(P, d)``) and
+    ``eps`` (``(P, G, d)``). The prompts run once without gradient, their KV cache is repeated ``G``
+    times, and the copies run as ``[z + eps_g, title]`` continuations. ``noise`` is the stored
+    ``eps`` or a function ``z -> eps`` (drawn once, on the first scoring)."""
+    with torch.no_grad():
+        hidden, cache = llm.prefill(ids, mask)
+    with torch.set_grad_enabled(with_grad):
+        z = llm.latent(hidden, mask)
+        eps = noise(z) if callable(noise) else noise
+        p, g, _ = eps.shape
+        zg = (z[:, None] + eps).reshape(p * g, -1)
+        cache.batch_repeat_interleave(g)
+        tg = targets.repeat_interleave(g, 0)
+        embeds = torch.cat([zg[:, None], llm.embed(tg[:, :-1]).float()], 1)
+        h, _ = llm.extend(embeds, cache, mask.repeat_interleave(g, 0), mask.sum(-1).repeat_interleave(g, 0))
+        logp = llm.head(h).float().log_softmax(-1).gather(-1, tg[..., None]).squeeze(-1)
+    return logp.view(p, g, -1), z, eps
+
+
+def estimator_loss(kind: str, logp: torch.Tensor, tmask: torch.Tensor, adv: torch.Tensor, z: torch.Tensor, eps: torch.Tensor, std: torch.Tensor, reward: str) -> torch.Tensor:
+    """The summed per-prompt loss of a chunk (divide by the global prompt count).
+
+    ``logp`` ``(P, G, L)``, ``tmask`` ``(P, L)``, ``adv`` ``(P, G)``, ``z`` ``(P, d)``,
+    ``eps`` ``(P, G, d)``, ``std`` ``(P,)``."""
+    g = logp.shape[1]
+    if kind == "weighted_likelihood":
+        tok = (logp * tmask[:, None]).sum(-1)  # (P, G)
+        return -((adv * tok).sum(1) / (g * tmask.sum(-1))).sum()
+    if kind == "gaussian_pg":
+        score = (eps * z[:, None]).sum(-1) / std[:, None].pow(2)  # d/dz of log N(z + eps; z, s^2) . z
+        return -(adv * score).sum(1).div(g).sum()
+    if kind == "pathwise":
+        r = group_rewards(logp, tmask[:, None].expand_as(logp), reward)
+        return -r.mean(1).sum()
+    raise ValueError(f"unknown estimator {kind!r}")
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _world() -> tuple[int, int]:
+    from rl4rec.genrec.grpo.distributed import _world as world
+
+    return world()
+
+
+def train_latent_grpo(cfg: LatentGRPOConfig) -> dict[str, Any] | None:
+    """Train the latent module with noise-GRPO; returns the results (``None`` when stopped)."""
+    from rl4rec.genrec.evaluate import valid_subset
+    from rl4rec.genrec.grpo.distributed import all_gather_rows, sum_gradients
+    from rl4rec.genrec.latent.evaluate import encode_prompts
+    from rl4rec.genrec.latent.model import load_latent_model, save_latent_model
+    from rl4rec.genrec.latent.prompts import encode_target
+    from rl4rec.genrec.latent.sft import (
+        LatentSFTConfig,
+        evaluate_split,
+        load_latent_data,
+        pick_device,
+        sample_rows,
+        test_run,
+    )
+    from rl4rec.genrec.latent.titles import TitleTrie
+    from rl4rec.genrec.sft import _lr_lambda
+    from rl4rec.progress import track
+    from rl4rec.runs import Run, atomic_write_text, config_of, find_run, set_rng_state
+
+    if not cfg.init_from:
+        raise ConfigError("init_from: name the latent SFT run to start from (rl4rec genrec latent-sft ...)")
+    rank, world = _world()
+    t_start = time.perf_counter()
+    sft_dir = find_run(Path(cfg.runs_dir), cfg.init_from)
+    sft_cfg = config_of(LatentSFTConfig, sft_dir)
+    if sft_cfg.latent.num_latents != 1:
+        raise ConfigError(f"noise-GRPO perturbs one latent vector; the SFT run {sft_dir.name} has num_latents={sft_cfg.latent.num_latents}")
+    rl = cfg.latent_rl
+    with Run(cfg, key_metric=f"valid/{cfg.select_metric}") as run:
+        atomic_write_text(run.dir / "init_run.json", json.dumps({"run_dir": str(sft_dir.resolve()), "which": cfg.init_which}))
+        data = load_latent_data(sft_cfg)
+        ds = data.ds
+        device = pick_device(cfg.device)
+        llm, tok, meta = load_latent_model(sft_dir / "model" / cfg.init_which)
+        llm.to(device)
+        for p in llm.lm.parameters():
+            p.requires_grad_(False)
+        trie = TitleTrie.from_index(data.index, tok).to(device)
+        train = sample_rows(ds.train, cfg.sample, cfg.seed)
+        prompts = encode_prompts(train, ds.catalog, tok, data.c, data.template, sft_cfg.max_len)
+        targets = [encode_target(tok, ds.catalog.title(ex.target_item_id)) for ex in train]
+        steps_per_epoch = max(1, len(train) // cfg.prompts_per_step)  # the last partial step is dropped
+        total = cfg.max_steps or cfg.epochs * steps_per_epoch
+        valid = valid_subset(ds.valid, cfg.eval.rows)
+        params = list(llm.latent.parameters())
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total))
+        noise_gen = torch.Generator().manual_seed(cfg.seed * 1000 + 17)
+        state: dict[str, Any] = {"best": -1.0, "best_step": 0, "train_s": 0.0}
+        if run.resume_state is not None:
+            llm.latent.load_state_dict(run.resume_state["latent"])
+            opt.load_state_dict(run.resume_state["optimizer"])
+            sched.load_state_dict(run.resume_state["scheduler"])
+            noise_gen.set_state(run.resume_state["noise_rng"])
+            state.update({k: run.resume_state[k] for k in state})
+            set_rng_state(run.resume_state["rng"])
+        meta = {**meta, "grpo": {"init_from": str(sft_dir), **{k: getattr(rl, k) for k in rl.__dataclass_fields__}}}
+
+        eval_view = _EvalView(cfg.eval, sft_cfg.max_len, cfg.progress, cfg.device)
+
+        def ckpt() -> dict[str, Any]:
+            return {"latent": llm.latent.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "noise_rng": noise_gen.get_state(), **state}
+
+        def validate(step: int) -> dict[str, float]:
+            metrics = {f"valid/{k}": v for k, v in evaluate_split(llm, tok, data, trie, valid, eval_view, desc="valid")["metrics"].items() if isinstance(v, (int, float))}
+            run.log_metrics(metrics, step)
+            log.info("step %d/%d valid %s", step, total, " ".join(f"{k[6:]}={v:.4f}" for k, v in metrics.items() if "@" in k and "ci95" not in k))
+            return metrics
+
+        if run.start_step == 0 and cfg.eval_at_start and rank == 0:
+            m = validate(0)
+            state.update(best=m[f"valid/{cfg.select_metric}"], best_step=0)
+            save_latent_model(llm, tok, run.dir / "model" / "best", {**meta, "step": 0, "valid": m})
+        llm.eval()  # dropout off: rewards and loss must see the same function
+        for step in track(range(run.start_step + 1, total + 1), desc=f"latent-grpo {ds.name}", enabled=cfg.progress, unit="step"):
+            if run.stop_requested:
+                run.save_checkpoint(ckpt(), step - 1)
+                run.check_stop()
+            t0 = time.perf_counter()
+            epoch, pos = divmod(step - 1, steps_per_epoch)
+            order = np.random.default_rng([cfg.seed, epoch, 11]).permutation(len(train))
+            step_rows = order[pos * cfg.prompts_per_step : (pos + 1) * cfg.prompts_per_step]
+            mine = np.arange(len(step_rows))[rank::world]  # positions in the step's global order
+            metrics = grpo_step(llm, rl, cfg, step_rows, mine, prompts, targets, tok.pad_token_id, device, noise_gen, opt, params, all_gather_rows, sum_gradients)
+            sched.step()
+            state["train_s"] += time.perf_counter() - t0
+            if step % cfg.tracking.log_every == 0:
+                run.log_metrics({**metrics, "train/lr": sched.get_last_lr()[0]}, step)
+            if (cfg.eval_every and step % cfg.eval_every == 0) or step == total:
+                is_best = False
+                if rank == 0:
+                    m = validate(step)
+                    if m[f"valid/{cfg.select_metric}"] > state["best"]:
+                        state.update(best=m[f"valid/{cfg.select_metric}"], best_step=step)
+                        is_best = True
+                        save_latent_model(llm, tok, run.dir / "model" / "best", {**meta, "step": step, "valid": m})
+                    save_latent_model(llm, tok, run.dir / "model" / "last", {**meta, "step": step})
+                run.save_checkpoint(ckpt(), step, best=is_best)
+            if cfg.stop_at_step == step and step < total:
+                run.save_checkpoint(ckpt(), step)
+                run._stop = True
+                run.check_stop()
+        result: dict[str, Any] = {
+            "dataset": ds.name,
+            "seed": cfg.seed,
+            "init_from": str(sft_dir),
+            "latent_rl": {k: getattr(rl, k) for k in rl.__dataclass_fields__},
+            "prompts": len(train),
+            "steps": total,
+            "best_step": int(state["best_step"]),
+            "best_valid": {cfg.select_metric: state["best"]},
+            "train_s": float(state["train_s"]),
+            "run_dir": str(run.dir),
+        }
+        if cfg.test_at_end and rank == 0:
+            result.update(test_run(run, eval_view, data, which="best", step=total))
+        result["wall_s"] = time.perf_counter() - t_start
+        run.write_result("test_results.json", result)
+        return result
+
+
+@dataclass(frozen=True)
+class _EvalView:
+    """What :func:`evaluate_split` / :func:`test_run` read from a config."""
+
+    eval: LatentEvalConfig
+    max_len: int
+    progress: bool
+    device: str
+
+
+def grpo_step(llm, rl: LatentRLConfig, cfg: LatentGRPOConfig, step_rows, mine, prompts, targets, pad_id, device, noise_gen, opt, params, gather, reduce_grads) -> dict[str, float]:
+    """One optimizer step: score this process's prompts, gather rewards, advantages, loss, update."""
+    from rl4rec.genrec.latent.sft import collate
+
+    chunks = [mine[i : i + cfg.micro_prompts] for i in range(0, len(mine), cfg.micro_prompts)]
+    one_pass = len(chunks) == 1  # keep the graph: rewards and loss from one forward
+    # every process draws the noise of the whole step and keeps its rows: the same noise per
+    # prompt whatever the process count
+    unit = torch.randn(len(step_rows), rl.group_size, llm.latent.hidden_size, generator=noise_gen)
+    kept, rewards = [], []
+    for ch in chunks:
+        ids, mask, tg, tm = collate([prompts[step_rows[i]] for i in ch], [targets[step_rows[i]] for i in ch], pad_id, device)
+        stds = []
+
+        def draw(z, stds=stds, ch=ch):
+            eps, std = make_noise(z, rl, unit[torch.as_tensor(ch)])
+            stds.append(std)
+            return eps
+
+        logp, z, eps = score_group(llm, ids, mask, tg, draw, with_grad=one_pass)
+        tmf = tm.float()
+        rewards.append(group_rewards(logp.detach(), tmf[:, None].expand_as(logp), rl.reward))
+        kept.append([ids, mask, tg, tmf, eps, stds[0], logp if one_pass else None, z if one_pass else None])
+    local = torch.cat(rewards) if rewards else torch.zeros(0, rl.group_size, device=device)
+    pos = torch.as_tensor(mine, device=device, dtype=torch.long)
+    all_r, _ = gather(local)
+    all_pos, _ = gather(pos)
+    full = torch.empty_like(all_r)
+    full[all_pos] = all_r  # rows in the step's global prompt order, whatever the process count
+    adv_full = latent_advantages(full, rl.advantage, baseline_prompts=rl.baseline_prompts, hgpo_weight=rl.hgpo_weight, clean_anchor=rl.clean_anchor)
+    adv = adv_full[pos]
+    n_global = full.shape[0]
+    opt.zero_grad(set_to_none=True)
+    offset = 0
+    for ids, mask, tg, tmf, eps, std, logp, z in kept:
+        n = ids.shape[0]
+        if logp is None:  # several chunks: recompute with gradient, the same noise
+            logp, z, _ = score_group(llm, ids, mask, tg, eps, with_grad=True)
+        loss = estimator_loss(rl.estimator, logp, tmf, adv[offset : offset + n], z, eps, std, rl.reward) / n_global
+        loss.backward()
+        offset += n
+    reduce_grads(params)
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip else torch.zeros(())
+    opt.step()
+    return {
+        "train/reward_mean": float(full.mean()),
+        "train/reward_clean": float(full[:, 0].mean()),
+        "train/reward_noisy": float(full[:, 1:].mean()),
+        "train/reward_std_in_group": float(full.std(1).mean()),
+        "train/adv_abs": float(adv_full.abs().mean()),
+        "train/grad_norm": float(grad_norm),
+    }
