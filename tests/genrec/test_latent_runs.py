@@ -32,6 +32,12 @@ def test_smoke_latent_sft_beats_mostpop_and_grpo_runs(tmp_path):
     assert json.loads((run / "init_run.json").read_text())["run_dir"].endswith("sft")
     llm, _, meta = load_latent_model(run / "model" / "best")
     assert meta["latent"]["num_latents"] == 1 and meta["grpo"]["advantage"] == "batch_clean_mean_l2"
+    # re-test on a subset grouped by target popularity: explicit in the output, ranks saved
+    from rl4rec.genrec.latent.cli import evaluate_latent_run
+
+    again = evaluate_latent_run(str(run), "best", ["eval.test_rows=50", "eval.group_by=target"])
+    assert again["test"]["rows"] == 50 and again["eval"]["group_by"] == "target"
+    assert (run / "eval_best.json").is_file() and (run / "eval_best_ranks.npy").is_file()
 
 
 def _sft(tmp_path, folder, *extra):
@@ -71,3 +77,24 @@ def test_latent_grpo_resumes_and_refuses_a_plain_lm(tmp_path, synthetic_dir):
 
     with pytest.raises(ConfigError, match="num_latents"):
         train_latent_grpo(grpo("run_name=x", f"init_from={tmp_path / 'r' / 'plain'}"))
+
+
+def test_latent_sft_from_a_local_pretrained_folder_with_bf16_autocast(tmp_path, synthetic_dir):
+    """model.path loads a saved causal LM + tokenizer offline, adds <|Thought|> and grows the
+    embeddings; bf16 autocast keeps fp32 weights."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from rl4rec.genrec.data import load_dataset
+    from rl4rec.genrec.latent.prompts import THOUGHT_TOKEN
+    from rl4rec.genrec.tokenizer import TokenizerConfig, build_scratch_tokenizer
+
+    titles = load_dataset(synthetic_dir).catalog.titles
+    tok = build_scratch_tokenizer(None, titles, TokenizerConfig(vocab_size=400))
+    lm = Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2))
+    lm.save_pretrained(tmp_path / "pre")
+    tok.save_pretrained(tmp_path / "pre")
+    result = train_latent_sft(_sft(tmp_path, synthetic_dir, "run_name=pre", f"model.path={tmp_path / 'pre'}", "max_steps=2", "eval_every=2", "mixed_precision=bf16"))
+    llm, tok2, meta = load_latent_model(tmp_path / "r" / "pre" / "model" / "last")
+    assert len(tok2) == len(tok) + 1 and llm.thought_id == tok2.convert_tokens_to_ids(THOUGHT_TOKEN)
+    assert llm.lm.get_input_embeddings().weight.shape[0] == len(tok2) and llm.lm.dtype == torch.float32
+    assert meta["source"].endswith("pre") and result["steps"] == 2

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "run_smoke", "format_results", "SMOKE_SFT", "SMOKE_GRPO"]
+__all__ = ["register", "run_smoke", "format_results", "evaluate_latent_run", "SMOKE_SFT", "SMOKE_GRPO"]
 
 SMOKE_SFT = [
     "experiment=latent-smoke", "run_name=sft", "train_recipe=file", "max_steps=150", "eval_every=75", "batch_size=16", "lr=3e-3",
@@ -57,6 +57,50 @@ def format_results(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def evaluate_latent_run(run: str, which: str = "best", overrides: list[str] | tuple[str, ...] = (), runs_dir: str = "runs") -> dict[str, Any]:
+    """Re-test a latent SFT or GRPO run's saved model (``eval.*`` overrides, e.g.
+    ``eval.group_by=target eval.test_rows=1000``); writes ``eval_<which>.json`` + ranks."""
+    import json
+
+    from rl4rec.config import apply_overrides, to_dict
+    from rl4rec.genrec.latent.grpo import EvalView
+    from rl4rec.genrec.latent.sft import LatentEvalConfig, LatentSFTConfig, load_latent_data, test_run
+    from rl4rec.genrec.sft import sft_run_of
+    from rl4rec.runs import atomic_write_text, config_of, find_run
+
+    run_dir = find_run(Path(runs_dir), run)
+    sft_cfg = config_of(LatentSFTConfig, sft_run_of(run_dir))
+    own = json.loads(json.dumps(to_dict(sft_cfg.eval)))
+    saved = (run_dir / "config.yaml").read_text()
+    if "latent_rl" in saved:  # a GRPO run: its own eval settings
+        from rl4rec.genrec.latent.grpo import LatentGRPOConfig
+
+        own = to_dict(config_of(LatentGRPOConfig, run_dir).eval)
+    ev = apply_overrides(LatentEvalConfig, own, [o[len("eval."):] if o.startswith("eval.") else o for o in overrides])
+    view = EvalView(ev, sft_cfg.max_len, True, sft_cfg.device)
+    result = {"run_dir": str(run_dir), "which": which, "eval": to_dict(ev), **test_run(run_dir, view, load_latent_data(sft_cfg), which, ranks_file=f"eval_{which}_ranks.npy")}
+    atomic_write_text(run_dir / f"eval_{which}.json", json.dumps(result, indent=2))
+    return result
+
+
+def format_eval(result: dict[str, Any]) -> str:
+    t = result["test"]
+    lines = [f"{result['run_dir']} ({result['which']}): {t['rows']} test rows, {t['invalid']} invalid, {t['ambiguous_targets']:.1%} targets with a shared title", f"  model : {_fmt(t)}", f"  MostPop: {_fmt(result['mostpop'])}"]
+    lines += [f"  {g} ({v['size']} rows): {_fmt(v)}" for g, v in t.get("popularity_groups", {}).items()]
+    return "\n".join(lines)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from rl4rec.genrec.cli import friendly_errors
+
+    @friendly_errors
+    def run(a: argparse.Namespace) -> int:
+        print(format_eval(evaluate_latent_run(a.run, a.which, a.overrides, a.runs_dir)))
+        return 0
+
+    return run(args)
+
+
 def _cmd(args: argparse.Namespace) -> int:
     from rl4rec.genrec.cli import config_from_args, friendly_errors, report_result
 
@@ -89,3 +133,9 @@ def register(gsub: argparse._SubParsersAction) -> None:
     p.add_argument("--smoke", action="store_true", help="synthetic catalogue: a brief latent SFT, then a few noise-GRPO steps")
     add_config_arguments(p)
     p.set_defaults(func=_cmd)
+    p = gsub.add_parser("latent-eval", help="re-test a latent SFT/GRPO run's saved model (title metrics, popularity groups, MostPop)")
+    p.add_argument("run", help="run folder, EXPERIMENT/NAME or unique run name")
+    p.add_argument("--which", default="best", choices=["best", "last"])
+    p.add_argument("--runs-dir", dest="runs_dir", default="runs")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="eval.* overrides, e.g. eval.group_by=target eval.test_rows=1000")
+    p.set_defaults(func=_cmd_eval)

@@ -185,6 +185,7 @@ def train_latent_grpo(cfg: LatentGRPOConfig) -> dict[str, Any] | None:
         load_latent_data,
         pick_device,
         sample_rows,
+        test_metrics_to_log,
         test_run,
     )
     from rl4rec.genrec.latent.titles import TitleTrie
@@ -231,7 +232,7 @@ def train_latent_grpo(cfg: LatentGRPOConfig) -> dict[str, Any] | None:
             set_rng_state(run.resume_state["rng"])
         meta = {**meta, "grpo": {"init_from": str(sft_dir), **{k: getattr(rl, k) for k in rl.__dataclass_fields__}}}
 
-        eval_view = _EvalView(cfg.eval, sft_cfg.max_len, cfg.progress, cfg.device)
+        eval_view = EvalView(cfg.eval, sft_cfg.max_len, cfg.progress, cfg.device)
 
         def ckpt() -> dict[str, Any]:
             return {"latent": llm.latent.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "noise_rng": noise_gen.get_state(), **state}
@@ -288,14 +289,15 @@ def train_latent_grpo(cfg: LatentGRPOConfig) -> dict[str, Any] | None:
             "run_dir": str(run.dir),
         }
         if cfg.test_at_end and rank == 0:
-            result.update(test_run(run, eval_view, data, which="best", step=total))
+            result.update(test_run(run.dir, eval_view, data, which="best"))
+            run.log_metrics(test_metrics_to_log(result), total)
         result["wall_s"] = time.perf_counter() - t_start
         run.write_result("test_results.json", result)
         return result
 
 
 @dataclass(frozen=True)
-class _EvalView:
+class EvalView:
     """What :func:`evaluate_split` / :func:`test_run` read from a config."""
 
     eval: LatentEvalConfig

@@ -104,6 +104,7 @@ class LatentSFTConfig(RunConfig):
     warmup_steps: int = field(20, "linear warm-up steps", ge=0)
     schedule: Literal["linear", "cosine", "constant"] = field("linear", "decay after warm-up")
     grad_clip: float = field(1.0, "max gradient norm (0 = off)", ge=0.0)
+    mixed_precision: Literal["no", "bf16"] = field("no", "bf16: autocast the forward passes, fp32 master weights and optimizer (the spec's recommended preset; the release kept bf16 weights)")
     eval_every: int = field(0, "validate every N steps (0 = at the end of each epoch)", ge=0)
     select_metric: str = field("ndcg@10", "validation metric selecting the best model (hr@K | ndcg@K)")
     test_at_end: bool = field(True, "test the best model on the test file at the end")
@@ -243,7 +244,8 @@ def train_latent_sft(cfg: LatentSFTConfig) -> dict[str, Any] | None:
                 batches, batches_epoch = epoch_batches(cfg.seed, epoch, [len(train)], [1.0], lengths, cfg.batch_size), epoch
             batch = batches[pos]
             ids, mask, tg, tm = collate([prompts[i] for i in batch], [targets[i] for i in batch], tok.pad_token_id, device)
-            loss = llm.answer_loss(ids, mask, tg, tm)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision == "bf16"):
+                loss = llm.answer_loss(ids, mask, tg, tm)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -285,7 +287,8 @@ def train_latent_sft(cfg: LatentSFTConfig) -> dict[str, Any] | None:
             "run_dir": str(run.dir),
         }
         if cfg.test_at_end:
-            result.update(test_run(run, cfg, data, which="best", step=total))
+            result.update(test_run(run.dir, cfg, data, which="best"))
+            run.log_metrics(test_metrics_to_log(result), total)
         result["wall_s"] = time.perf_counter() - t_start
         run.write_result("test_results.json", result)
         return result
@@ -300,9 +303,9 @@ def evaluate_split(llm, tok, data: LatentData, trie, rows, cfg, *, groups=None, 
     )
 
 
-def test_run(run, cfg, data: LatentData, which: str = "best", step: int = 0) -> dict[str, Any]:
+def test_run(run_dir: Path, cfg, data: LatentData, which: str = "best", ranks_file: str = "test_ranks.npy") -> dict[str, Any]:
     """Test the run's ``which`` model on the test file (or ``eval.test_rows`` of it), with
-    popularity groups and MostPop on the same rows; writes ``test_ranks.npy``."""
+    popularity groups and MostPop on the same rows; writes the per-row ranks to ``ranks_file``."""
     from rl4rec.genrec.evaluate import valid_subset
     from rl4rec.genrec.latent.evaluate import most_popular_lists, row_groups, title_metrics
     from rl4rec.genrec.latent.model import load_latent_model
@@ -310,15 +313,18 @@ def test_run(run, cfg, data: LatentData, which: str = "best", step: int = 0) -> 
     from rl4rec.runs import atomic_save_npy
 
     ds = data.ds
-    llm, tok, _ = load_latent_model(run.dir / "model" / which)
+    llm, tok, _ = load_latent_model(Path(run_dir) / "model" / which)
     llm.to(pick_device(cfg.device))
     trie = TitleTrie.from_index(data.index, tok).to(llm.lm.device)
     rows = valid_subset(ds.test, cfg.eval.test_rows) if cfg.eval.test_rows else list(ds.test)
     groups = row_groups(ds.train, rows, ds.num_items, n_groups=cfg.eval.popularity_groups, by=cfg.eval.group_by)
     res = evaluate_split(llm, tok, data, trie, rows, cfg, groups=groups, desc="test")
-    atomic_save_npy(run.dir / "test_ranks.npy", res["ranks"])
+    atomic_save_npy(Path(run_dir) / ranks_file, res["ranks"])
     source = ds.valid_file if cfg.eval.mostpop_source == "valid" else ds.train
     targets = [ex.target_item_id for ex in rows]
     pop, _ = title_metrics(most_popular_lists(source, data.index, len(rows), cfg.eval.beams), data.index.group_of_item[targets], data.index.shared(targets), groups=groups)
-    run.log_metrics({f"test/{k}": v for k, v in res["metrics"].items() if "@" in k and "ci95" not in k and isinstance(v, float)}, step)
     return {"test": res["metrics"], "test_eval_s": res["eval_s"], "mostpop": pop}
+
+
+def test_metrics_to_log(result: dict[str, Any]) -> dict[str, float]:
+    return {f"test/{k}": v for k, v in result["test"].items() if "@" in k and "ci95" not in k and isinstance(v, float)}
