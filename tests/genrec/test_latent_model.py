@@ -153,6 +153,9 @@ def test_title_beam_search_equals_exhaustive_scoring_on_a_small_catalogue(num_la
         torch.testing.assert_close(both.scores[b], exhaustive[order], atol=1e-5, rtol=1e-5)
         alone = title_beam_search(llm, [p], trie, num_beams=len(PATHS), pad_id=PAD)  # batching changes nothing
         assert alone.groups[0].tolist() == both.groups[b].tolist()
+    for lp in (0.0, 2.0):  # any length penalty: still exact with enough beams
+        got = title_beam_search(llm, prompts[:1], trie, num_beams=len(PATHS), pad_id=PAD, length_penalty=lp)
+        assert got.groups[0].tolist() == score_titles(llm, prompts[0], PATHS, lp).argsort(descending=True).tolist()
     narrow = title_beam_search(llm, prompts, trie, num_beams=3, pad_id=PAD)
     assert narrow.groups.shape == (3, 3) and bool((narrow.groups >= 0).all())  # always catalogue titles
     # fewer reachable titles than beams: padded with -1, never an invented title

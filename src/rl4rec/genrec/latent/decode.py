@@ -5,7 +5,7 @@ missing from its trie, which is how invalid strings appear; it also runs the pro
 the latent) on every beam copy. Here: each prompt is prefilled once and its latent appended once,
 then the cache is laid out for the beams; disallowed tokens get ``-inf`` from the CSR trie (one
 gather for all beams); a beam that reaches EOS moves to a per-prompt pool of finished titles
-scored by ``sum of log-probs / generated length`` (length penalty 1.0, EOS counted); a live beam
+scored by ``sum of log-probs / generated length`` (length penalty 1.0, EOS counted; configurable); a live beam
 that cannot beat the pool's last entry any more (its score over the longest completion left in
 the trie is an upper bound) is dropped; the search ends when no beam is live. Every returned
 title is a catalogue title; with fewer than ``num_return`` reachable titles the row is padded
@@ -38,8 +38,13 @@ class TitleBeams:
 
 
 @torch.no_grad()
-def title_beam_search(llm: LatentLM, prompts: Sequence[Sequence[int]], trie: TitleTrie, *, num_beams: int = 10, num_return: int | None = None, pad_id: int = 0) -> TitleBeams:
-    """Top ``num_return`` (default ``num_beams``) catalogue titles per prompt, best first."""
+def title_beam_search(
+    llm: LatentLM, prompts: Sequence[Sequence[int]], trie: TitleTrie, *, num_beams: int = 10, num_return: int | None = None, pad_id: int = 0, length_penalty: float = 1.0
+) -> TitleBeams:
+    """Top ``num_return`` (default ``num_beams``) catalogue titles per prompt, best first, scored
+    by ``sum log p / length ** length_penalty`` (the release: 1.0; 0 ranks by total log-prob)."""
+    if length_penalty < 0:
+        raise ValueError(f"length_penalty must be >= 0, got {length_penalty}")
     k = num_return or num_beams
     if k > num_beams:
         raise ValueError(f"num_return ({k}) must be <= num_beams ({num_beams})")
@@ -64,7 +69,7 @@ def title_beam_search(llm: LatentLM, prompts: Sequence[Sequence[int]], trie: Tit
         cand = (score[..., None] + logp).masked_fill(~allowed, NEG_INF)
         # finished titles: the EOS edges (each trie path is reached by one beam: no duplicates)
         fin_node = t.step(node, torch.full_like(node, t.eos_id), vocab)
-        fin = cand[..., t.eos_id].masked_fill(fin_node < 0, NEG_INF) / (depth + 1)
+        fin = cand[..., t.eos_id].masked_fill(fin_node < 0, NEG_INF) / (depth + 1) ** length_penalty
         all_s = torch.cat([pool_score, fin], 1)
         all_g = torch.cat([pool_group, t.end_group[fin_node.clamp(min=0)]], 1)
         pool_score, top = all_s.topk(k, dim=1)
@@ -75,7 +80,7 @@ def title_beam_search(llm: LatentLM, prompts: Sequence[Sequence[int]], trie: Tit
         ls, li = flat.topk(min(w, flat.shape[1]), dim=1)
         origin, tok = li // vocab, li % vocab
         child = t.step(node.gather(1, origin), tok, vocab)
-        bound = ls / t.max_total[child.clamp(min=0)].float()  # the best final score still possible
+        bound = ls / t.max_total[child.clamp(min=0)].float() ** length_penalty  # the best final score still possible (ls <= 0)
         ls = ls.masked_fill((child < 0) | (bound < pool_score[:, -1:]), NEG_INF)
         if not bool(torch.isfinite(ls).any()):
             break
@@ -99,12 +104,12 @@ def title_beam_search(llm: LatentLM, prompts: Sequence[Sequence[int]], trie: Tit
 
 
 @torch.no_grad()
-def score_titles(llm: LatentLM, prompt: Sequence[int], paths: Sequence[Sequence[int]]) -> torch.Tensor:
-    """Brute force (tests): each title path's ``sum log p / length`` after ``prompt``, every path
-    scored by the naive two-pass forward of its own (no cache, no trie)."""
+def score_titles(llm: LatentLM, prompt: Sequence[int], paths: Sequence[Sequence[int]], length_penalty: float = 1.0) -> torch.Tensor:
+    """Brute force (tests): each title path's ``sum log p / length ** length_penalty`` after
+    ``prompt``, every path scored by the naive two-pass forward of its own (no cache, no trie)."""
     out = []
     for path in paths:
         logits = llm.naive_answer_logits(list(prompt), list(path))
         lp = logits.log_softmax(-1).gather(-1, torch.tensor(path, device=logits.device)[:, None]).sum()
-        out.append(float(lp) / len(path))
+        out.append(float(lp) / len(path) ** length_penalty)
     return torch.tensor(out)

@@ -41,7 +41,9 @@ def encode_prompts(examples: Sequence, catalog, tokenizer, c: str, template: str
     return [encode_prompt(tokenizer, [catalog.title(i) for i in ex.history], c, template, max_len) for ex in examples]
 
 
-def predict_titles(llm, prompts: Sequence[Sequence[int]], trie: TitleTrie, *, beams: int, batch_size: int, pad_id: int, progress: bool = False, desc: str = "decode") -> np.ndarray:
+def predict_titles(
+    llm, prompts: Sequence[Sequence[int]], trie: TitleTrie, *, beams: int, batch_size: int, pad_id: int, progress: bool = False, desc: str = "decode", length_penalty: float = 1.0
+) -> np.ndarray:
     """``(rows, beams)`` title groups in beam-score order (``-1`` = fewer titles than beams).
     Prompts are batched by length (less padding) and put back in order."""
     from rl4rec.progress import track
@@ -52,7 +54,7 @@ def predict_titles(llm, prompts: Sequence[Sequence[int]], trie: TitleTrie, *, be
     out = np.full((len(prompts), beams), -1, dtype=np.int64)
     chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     for chunk in track(chunks, desc=desc, enabled=progress, unit="batch"):
-        res = title_beam_search(llm, [prompts[i] for i in chunk], trie, num_beams=beams, pad_id=pad_id)
+        res = title_beam_search(llm, [prompts[i] for i in chunk], trie, num_beams=beams, pad_id=pad_id, length_penalty=length_penalty)
         out[chunk] = res.groups.cpu().numpy()
     llm.train(was)
     return out
@@ -121,12 +123,12 @@ def paired_test(ranks_a: np.ndarray, ranks_b: np.ndarray, k: int = 10) -> dict[s
     return {f"ndcg@{k}_diff": d.mean, f"ndcg@{k}_diff_ci95": d.half_width, f"hr@{k}_only_a": only_a, f"hr@{k}_only_b": only_b, "mcnemar_p": float(p)}
 
 
-def evaluate_titles(llm, tokenizer, catalog, index: TitleIndex, trie: TitleTrie, examples: Sequence, *, c: str, template: str, max_len: int, beams: int, batch_size: int, ks: Sequence[int] = KS, groups: np.ndarray | None = None, progress: bool = False, desc: str = "decode") -> dict[str, Any]:
+def evaluate_titles(llm, tokenizer, catalog, index: TitleIndex, trie: TitleTrie, examples: Sequence, *, c: str, template: str, max_len: int, beams: int, batch_size: int, ks: Sequence[int] = KS, groups: np.ndarray | None = None, progress: bool = False, desc: str = "decode", length_penalty: float = 1.0) -> dict[str, Any]:
     """Decode ``examples`` and score them; ``{"metrics", "ranks", "pred", "eval_s"}``."""
     t0 = time.perf_counter()
     with torch.no_grad():
         prompts = encode_prompts(examples, catalog, tokenizer, c, template, max_len)
-        pred = predict_titles(llm, prompts, trie, beams=beams, batch_size=batch_size, pad_id=tokenizer.pad_token_id, progress=progress, desc=desc)
+        pred = predict_titles(llm, prompts, trie, beams=beams, batch_size=batch_size, pad_id=tokenizer.pad_token_id, progress=progress, desc=desc, length_penalty=length_penalty)
     targets = [ex.target_item_id for ex in examples]
     metrics, ranks = title_metrics(pred, index.group_of_item[targets], index.shared(targets), ks=[k for k in ks if k <= beams], groups=groups)
     return {"metrics": metrics, "ranks": ranks, "pred": pred, "eval_s": time.perf_counter() - t0}

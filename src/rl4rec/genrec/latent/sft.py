@@ -49,6 +49,7 @@ class LatentEvalConfig:
 
     beams: int = field(10, "beams = titles returned per row", ge=1)
     batch_size: int = field(32, "prompts per beam search", ge=1)
+    length_penalty: float = field(1.0, "titles ranked by sum log-prob / length ** this (the release: 1.0; 0 = total log-prob)", ge=0.0)
     rows: int = field(1000, "validation rows (a fixed random subset of valid; 0 = all)", ge=0)
     test_rows: int = field(0, "test rows (0 = the full test file; a subset goes into the run name)", ge=0)
     popularity_groups: int = field(3, "test rows cut into this many popularity groups (group 1 = most popular)", ge=1)
@@ -299,7 +300,7 @@ def evaluate_split(llm, tok, data: LatentData, trie, rows, cfg, *, groups=None, 
 
     return evaluate_titles(
         llm, tok, data.ds.catalog, data.index, trie, rows, c=data.c, template=data.template, max_len=cfg.max_len,
-        beams=cfg.eval.beams, batch_size=cfg.eval.batch_size, groups=groups, progress=cfg.progress, desc=desc,
+        beams=cfg.eval.beams, batch_size=cfg.eval.batch_size, groups=groups, progress=cfg.progress, desc=desc, length_penalty=cfg.eval.length_penalty,
     )
 
 
