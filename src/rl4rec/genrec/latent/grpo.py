@@ -166,16 +166,29 @@ def estimator_loss(kind: str, logp: torch.Tensor, tmask: torch.Tensor, adv: torc
 # --------------------------------------------------------------------------- the run
 
 
-def _world() -> tuple[int, int]:
-    from rl4rec.genrec.grpo.distributed import _world as world
+def _init_processes(device_name: str) -> tuple[int, int]:
+    """(rank, world size): under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is set up
+    here (NCCL on GPUs, gloo on CPU); a plain ``python``/``rl4rec`` call is one process."""
+    import os
 
-    return world()
+    import torch.distributed as dist
+
+    from rl4rec.genrec.grpo.distributed import _world
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        cuda = torch.cuda.is_available() and device_name != "cpu"
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return _world()
 
 
 def train_latent_grpo(cfg: LatentGRPOConfig) -> dict[str, Any] | None:
     """Train the latent module with noise-GRPO; returns the results (``None`` when stopped)."""
     from rl4rec.genrec.evaluate import valid_subset
     from rl4rec.genrec.grpo.distributed import all_gather_rows, sum_gradients
+    from rl4rec.genrec.grpo.trainer import _any_process, _FollowerRun
     from rl4rec.genrec.latent.evaluate import encode_prompts
     from rl4rec.genrec.latent.model import load_latent_model, save_latent_model
     from rl4rec.genrec.latent.prompts import encode_target
@@ -190,23 +203,31 @@ def train_latent_grpo(cfg: LatentGRPOConfig) -> dict[str, Any] | None:
     )
     from rl4rec.genrec.latent.titles import TitleTrie
     from rl4rec.genrec.sft import _lr_lambda
+    from rl4rec.naming import run_name
     from rl4rec.progress import track
     from rl4rec.runs import Run, atomic_write_text, config_of, find_run, set_rng_state
 
     if not cfg.init_from:
         raise ConfigError("init_from: name the latent SFT run to start from (rl4rec genrec latent-sft ...)")
-    rank, world = _world()
+    rank, world = _init_processes(cfg.device)
     t_start = time.perf_counter()
     sft_dir = find_run(Path(cfg.runs_dir), cfg.init_from)
     sft_cfg = config_of(LatentSFTConfig, sft_dir)
     if sft_cfg.latent.num_latents != 1:
         raise ConfigError(f"noise-GRPO perturbs one latent vector; the SFT run {sft_dir.name} has num_latents={sft_cfg.latent.num_latents}")
     rl = cfg.latent_rl
-    with Run(cfg, key_metric=f"valid/{cfg.select_metric}") as run:
-        atomic_write_text(run.dir / "init_run.json", json.dumps({"run_dir": str(sft_dir.resolve()), "which": cfg.init_which}))
+    # one process writes the run; the others read its resume state and write nothing
+    opened = Run(cfg, key_metric=f"valid/{cfg.select_metric}") if rank == 0 else None
+    if world > 1:
+        torch.distributed.barrier()
+    with opened if opened is not None else _FollowerRun(cfg, Path(cfg.runs_dir) / cfg.experiment / (cfg.run_name or run_name(cfg))) as run:
+        if rank == 0:
+            atomic_write_text(run.dir / "init_run.json", json.dumps({"run_dir": str(sft_dir.resolve()), "which": cfg.init_which}))
         data = load_latent_data(sft_cfg)
         ds = data.ds
         device = pick_device(cfg.device)
+        if device.type == "cuda" and world > 1:
+            device = torch.device("cuda", torch.cuda.current_device())
         llm, tok, meta = load_latent_model(sft_dir / "model" / cfg.init_which)
         llm.to(device)
         for p in llm.lm.parameters():
@@ -243,13 +264,14 @@ def train_latent_grpo(cfg: LatentGRPOConfig) -> dict[str, Any] | None:
             log.info("step %d/%d valid %s", step, total, " ".join(f"{k[6:]}={v:.4f}" for k, v in metrics.items() if "@" in k and "ci95" not in k))
             return metrics
 
-        if run.start_step == 0 and cfg.eval_at_start and rank == 0:
+        if run.start_step == 0 and cfg.eval_at_start and rank == 0:  # validation and saving: the main process
             m = validate(0)
             state.update(best=m[f"valid/{cfg.select_metric}"], best_step=0)
             save_latent_model(llm, tok, run.dir / "model" / "best", {**meta, "step": 0, "valid": m})
         llm.eval()  # dropout off: rewards and loss must see the same function
         for step in track(range(run.start_step + 1, total + 1), desc=f"latent-grpo {ds.name}", enabled=cfg.progress, unit="step"):
-            if run.stop_requested:
+            if _any_process(run.stop_requested, device):  # SIGTERM reached any process: all stop
+                run._stop = True
                 run.save_checkpoint(ckpt(), step - 1)
                 run.check_stop()
             t0 = time.perf_counter()
