@@ -124,3 +124,28 @@ def test_latent_grpo_under_torchrun_matches_one_process(tmp_path, synthetic_dir)
         moved = (a[k] - start[k]).abs().max()
         assert moved > 0 and (a[k] - b[k]).abs().max() <= 0.1 * moved, k
     assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["one", "two"]
+
+
+def test_latent_sft_micro_batches_and_early_stopping(tmp_path, synthetic_dir):
+    whole = train_latent_sft(_sft(tmp_path, synthetic_dir, "run_name=whole", "max_steps=3", "eval_every=3"))
+    chunked = train_latent_sft(_sft(tmp_path, synthetic_dir, "run_name=chunked", "max_steps=3", "eval_every=3", "micro_batch=3"))
+    a, _, _ = load_latent_model(tmp_path / "r" / "whole" / "model" / "last")
+    b, _, _ = load_latent_model(tmp_path / "r" / "chunked" / "model" / "last")
+    for (n, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        torch.testing.assert_close(p, q, atol=2e-5, rtol=1e-4, msg=n)  # accumulation = one batch (up to float sums)
+    assert whole["steps"] == chunked["steps"] == 3
+    # a learning rate too small to change the decoded titles: the second validation does not improve
+    stopped = train_latent_sft(_sft(tmp_path, synthetic_dir, "run_name=patient", "max_steps=12", "eval_every=2", "patience=1", "lr=1e-9"))
+    assert stopped["steps"] == 4 and stopped["steps_planned"] == 12 and stopped["best_step"] == 2
+
+
+@pytest.mark.parametrize("name", ["latent_sft_cds", "latent_sft_qwen_faithful", "latent_sft_qwen_recommended", "latent_grpo_faithful", "latent_grpo_corrected"])
+def test_shipped_latent_configs_load(name, tmp_path):
+    from pathlib import Path
+
+    from rl4rec.config import load_config
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "genrec" / f"{name}.yaml"
+    cls = LatentGRPOConfig if "grpo" in name else LatentSFTConfig
+    cfg = load_config(cls, path, [f"model.path={tmp_path}"] if "qwen" in name else [])
+    assert cfg.eval.beams == 10 and cfg.select_metric == "ndcg@10"

@@ -100,6 +100,7 @@ class LatentSFTConfig(RunConfig):
     epochs: int = field(3, "passes over the training rows", ge=1)
     max_steps: int = field(0, "stop after this many optimizer steps (0 = epochs decide)", ge=0)
     batch_size: int = field(32, "rows per optimizer step", ge=1, short="bs")
+    micro_batch: int = field(0, "rows per forward/backward chunk, gradients accumulated (0 = the whole batch; memory only)", ge=0)
     lr: float = field(1e-3, "AdamW peak learning rate (from scratch ~1e-3; full fine-tuning of a pretrained LM 1e-5..5e-5)", gt=0.0)
     weight_decay: float = field(0.0, "AdamW weight decay", ge=0.0, short="wd")
     warmup_steps: int = field(20, "linear warm-up steps", ge=0)
@@ -108,6 +109,7 @@ class LatentSFTConfig(RunConfig):
     mixed_precision: Literal["no", "bf16"] = field("no", "bf16: autocast the forward passes, fp32 master weights and optimizer (the spec's recommended preset; the release kept bf16 weights)")
     eval_every: int = field(0, "validate every N steps (0 = at the end of each epoch)", ge=0)
     select_metric: str = field("ndcg@10", "validation metric selecting the best model (hr@K | ndcg@K)")
+    patience: int = field(0, "stop after this many validations without improvement (0 = never; the release: 1)", ge=0)
     test_at_end: bool = field(True, "test the best model on the test file at the end")
     device: Literal["auto", "cpu", "cuda"] = field("auto", "auto: CUDA when available")
     stop_at_step: int = field(0, "tests: act as if SIGTERM arrived after this step (0 = never)", ge=0)
@@ -218,7 +220,7 @@ def train_latent_sft(cfg: LatentSFTConfig) -> dict[str, Any] | None:
 
         opt = torch.optim.AdamW([p for p in llm.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total))
-        state: dict[str, Any] = {"best": -1.0, "best_step": 0, "train_s": 0.0}
+        state: dict[str, Any] = {"best": -1.0, "best_step": 0, "train_s": 0.0, "bad": 0, "last_step": run.start_step}
         if run.resume_state is not None:
             llm.load_state_dict(run.resume_state["model"])
             opt.load_state_dict(run.resume_state["optimizer"])
@@ -244,24 +246,29 @@ def train_latent_sft(cfg: LatentSFTConfig) -> dict[str, Any] | None:
             if epoch != batches_epoch:
                 batches, batches_epoch = epoch_batches(cfg.seed, epoch, [len(train)], [1.0], lengths, cfg.batch_size), epoch
             batch = batches[pos]
-            ids, mask, tg, tm = collate([prompts[i] for i in batch], [targets[i] for i in batch], tok.pad_token_id, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision == "bf16"):
-                loss = llm.answer_loss(ids, mask, tg, tm)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            n_tok, loss = sum(len(targets[i]) for i in batch), 0.0
+            for chunk in np.array_split(batch, -(-len(batch) // (cfg.micro_batch or len(batch)))):
+                ids, mask, tg, tm = collate([prompts[i] for i in chunk], [targets[i] for i in chunk], tok.pad_token_id, device)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision == "bf16"):
+                    part = llm.answer_loss(ids, mask, tg, tm) * (int(tm.sum()) / n_tok)  # token-weighted: chunks add up to the batch mean
+                part.backward()
+                loss += float(part.detach())
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(llm.parameters(), cfg.grad_clip)
             opt.step()
             sched.step()
             state["train_s"] += time.perf_counter() - t0
             if step % cfg.tracking.log_every == 0:
-                run.log_metrics({"train/loss": float(loss.detach()), "train/lr": sched.get_last_lr()[0], "train/epoch": step / steps_per_epoch}, step)
+                run.log_metrics({"train/loss": loss, "train/lr": sched.get_last_lr()[0], "train/epoch": step / steps_per_epoch}, step)
             is_best = False
             if step % eval_every == 0 or step == total:
                 metrics = validate()
                 if metrics[f"valid/{cfg.select_metric}"] > state["best"]:
-                    state.update(best=metrics[f"valid/{cfg.select_metric}"], best_step=step)
+                    state.update(best=metrics[f"valid/{cfg.select_metric}"], best_step=step, bad=0)
                     is_best = True
+                else:
+                    state["bad"] += 1
                 run.log_metrics(metrics, step)
                 log.info("step %d/%d valid %s", step, total, " ".join(f"{k[6:]}={v:.4f}" for k, v in metrics.items() if "@" in k and "ci95" not in k))
                 llm.train()
@@ -269,10 +276,14 @@ def train_latent_sft(cfg: LatentSFTConfig) -> dict[str, Any] | None:
                 save_latent_model(llm, tok, run.dir / "model" / "last", {**meta, "step": step})
                 if is_best:
                     save_latent_model(llm, tok, run.dir / "model" / "best", {**meta, "step": step, "valid": metrics})
+            state["last_step"] = step
             if cfg.stop_at_step == step and step < total:
                 run.save_checkpoint(ckpt(), step)
                 run._stop = True  # the test hook: what the SIGTERM handler does
                 run.check_stop()
+            if cfg.patience and state["bad"] >= cfg.patience:
+                log.info("early stop at step %d: %d validations without improvement", step, state["bad"])
+                break
 
         result: dict[str, Any] = {
             "dataset": ds.name,
@@ -280,7 +291,8 @@ def train_latent_sft(cfg: LatentSFTConfig) -> dict[str, Any] | None:
             "seed": cfg.seed,
             "num_latents": cfg.latent.num_latents,
             "rows": {"train": len(train), "valid": len(ds.valid), "test": len(ds.test)},
-            "steps": total,
+            "steps": int(state["last_step"]),
+            "steps_planned": total,
             "best_step": int(state["best_step"]),
             "best_valid": {cfg.select_metric: state["best"]},
             "params": meta["params"],
