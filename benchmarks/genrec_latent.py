@@ -68,6 +68,15 @@ def mostpop(cfg: LatentSFTConfig) -> dict:
     return m
 
 
+def grpo_trend(run_dir: Path) -> dict:
+    """What GRPO did regardless of model selection: the mean training reward of the clean latent
+    over the first and last 20 steps, and validation NDCG@10 at the start and at the end."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train = [r["train/reward_clean"] for r in rows if "train/reward_clean" in r]
+    valid = [r["valid/ndcg@10"] for r in rows if "valid/ndcg@10" in r]
+    return {"reward_clean": [float(np.mean(train[:20])), float(np.mean(train[-20:]))], "valid": [valid[0], valid[-1]]}
+
+
 def cell(vals: list[float]) -> dict:
     ci = mean_ci(vals)
     return {"mean": ci.mean, "ci95": ci.half_width, "values": vals}
@@ -119,6 +128,12 @@ def main() -> None:
     for k, c in comparisons.items():
         ps = ", ".join(f"{r['mcnemar_p']:.2g}" for r in c["rowwise_per_seed"])
         notes.append(f"{k}: NDCG@10 {c['ndcg@10_diff']:+.4f} (paired t over seeds p = {c['p_seeds']:.2g}); per-seed McNemar p on HR@10: {ps}." if c["p_seeds"] is not None else f"{k}: NDCG@10 {c['ndcg@10_diff']:+.4f}")
+    for name in MODELS[2:]:
+        trends = [grpo_trend(Path(r["run_dir"])) for r in results[name]]
+        next(r for r in rows_out if r["model"] == name)["trend"] = trends
+        notes.append(f"{name}, per seed: clean-latent reward over the first → last 20 steps "
+                     + ", ".join(f"{t['reward_clean'][0]:.3g} → {t['reward_clean'][1]:.3g}" for t in trends)
+                     + "; validation NDCG@10 at the start → end of training " + ", ".join(f"{t['valid'][0]:.4f} → {t['valid'][1]:.4f}" for t in trends) + ".")
     for row in rows_out[3:]:
         if all(s == 0 for s in row["best_step"]):
             notes.append(f"{row['model']}: validation never beat the SFT model, so 'best' is the SFT latent module (step 0) on every seed.")
