@@ -63,19 +63,15 @@ def evaluate_latent_run(run: str, which: str = "best", overrides: list[str] | tu
     import json
 
     from rl4rec.config import apply_overrides, to_dict
-    from rl4rec.genrec.latent.grpo import EvalView
+    from rl4rec.genrec.latent.grpo import EvalView, LatentGRPOConfig
     from rl4rec.genrec.latent.sft import LatentEvalConfig, LatentSFTConfig, load_latent_data, test_run
     from rl4rec.genrec.sft import sft_run_of
     from rl4rec.runs import atomic_write_text, config_of, find_run
 
     run_dir = find_run(Path(runs_dir), run)
-    sft_cfg = config_of(LatentSFTConfig, sft_run_of(run_dir))
-    own = json.loads(json.dumps(to_dict(sft_cfg.eval)))
-    saved = (run_dir / "config.yaml").read_text()
-    if "latent_rl" in saved:  # a GRPO run: its own eval settings
-        from rl4rec.genrec.latent.grpo import LatentGRPOConfig
-
-        own = to_dict(config_of(LatentGRPOConfig, run_dir).eval)
+    sft_dir = sft_run_of(run_dir)  # a GRPO run names its SFT run in init_run.json
+    sft_cfg = config_of(LatentSFTConfig, sft_dir)
+    own = to_dict(sft_cfg.eval if sft_dir == run_dir else config_of(LatentGRPOConfig, run_dir).eval)  # the run's own eval settings
     ev = apply_overrides(LatentEvalConfig, own, [o[len("eval."):] if o.startswith("eval.") else o for o in overrides])
     view = EvalView(ev, sft_cfg.max_len, True, sft_cfg.device)
     result = {"run_dir": str(run_dir), "which": which, "eval": to_dict(ev), **test_run(run_dir, view, load_latent_data(sft_cfg), which, ranks_file=f"eval_{which}_ranks.npy")}

@@ -169,7 +169,8 @@ def build_latent_model(cfg: LatentSFTConfig, data: LatentData, tok_dir: Path, re
         if cfg.model.path:
             tok = load_tokenizer(cfg.model.path)
             orig = len(tok)
-            tok.add_special_tokens({"additional_special_tokens": [THOUGHT_TOKEN]})
+            # keep the model's own extra special tokens (Qwen's <|im_start|> ...): add, never replace
+            tok.add_special_tokens({"additional_special_tokens": [THOUGHT_TOKEN]}, replace_extra_special_tokens=False)
             if tok.pad_token_id is None:
                 tok.pad_token = tok.eos_token
         else:
