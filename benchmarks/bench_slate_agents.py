@@ -15,10 +15,12 @@ from pathlib import Path
 
 import torch
 
+from rl4rec.allocator import keep_freed_memory
 from rl4rec.config import apply_overrides
 from rl4rec.slate.agents import SACAgent
 from rl4rec.slate.buffer import TrajectoryBuffer
 from rl4rec.slate.loop import run_episodes
+from rl4rec.slate.nets import EnsembleGRU
 from rl4rec.slate.rankers import GeMS, GeMSConfig
 from rl4rec.slate.train import SlateTrainConfig, build_agent, make_sim
 
@@ -65,6 +67,81 @@ def seconds_per_step(overrides: list[str], num_seeds: int, steps: int, warmup: i
     return (time.perf_counter() - t0) / steps
 
 
+def split_sac_gems(num_seeds: int, steps: int) -> dict[str, float]:
+    """Milliseconds of the episode and of the update of one SAC+GeMS step, measured apart."""
+    seeds = tuple(range(1, num_seeds + 1))
+    cfg, sim, agent = make_agent(METHODS["SAC+GeMS"], seeds)
+    buf = TrajectoryBuffer(num_seeds, 200, 100, 10, agent.action_shape, agent.action_dtype, 0)
+    gen = torch.Generator().manual_seed(0)
+
+    def episode(i: int) -> None:
+        _, tr = run_episodes(agent, sim, torch.tensor([i]), num_seeds, population="train", deterministic=False, iteration=5000, record=True)
+        buf.add(tr.slates[:, 0], tr.clicks[:, 0], tr.actions[:, 0], tr.rewards[:, 0], tr.step_clicks[:, 0], None)
+
+    for i in range(cfg.batch_size):
+        episode(i)
+    agent.update(buf.sample(cfg.batch_size, gen), 5000)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        episode(100 + i)
+    t1 = time.perf_counter()
+    for _ in range(steps):
+        agent.update(buf.sample(cfg.batch_size, gen), 5000)
+    t2 = time.perf_counter()
+    return {"episode_ms": (t1 - t0) / steps * 1000, "update_ms": (t2 - t1) / steps * 1000}
+
+
+def update_matmul_floor_ms(num_seeds: int, reps: int = 10) -> float:
+    """Milliseconds of the matrix products alone of one SAC+GeMS update (forward and backward,
+    paper sizes, batch 20 x 100 turns), without autograd or any elementwise op: a lower bound
+    for the update on this machine."""
+    s, n, a, state, hidden, feats = num_seeds, 20 * 100, 32, 20, 256, 10 * 21
+    q = [(state + a, hidden), (hidden, 1)]
+    forward_only = q * 2 + [(state, hidden), (hidden, 2 * a)]  # target Q1, Q2 and a' ~ pi(s')
+    with_backward = q * 2 + [(state, hidden), (hidden, 2 * a)] + q * 2 + [(feats, 3 * state)] * 2  # Q, pi, Q(s, pi), beliefs
+    mats = [(torch.randn(s, n, i), torch.randn(s, i, o), False) for i, o in forward_only]
+    mats += [(torch.randn(s, n, i), torch.randn(s, i, o), True) for i, o in with_backward]
+
+    def run() -> None:
+        for x, w, backward in mats:
+            y = torch.bmm(x, w)
+            if backward:  # gradient of the input and of the weight
+                torch.bmm(y, w.transpose(1, 2))
+                torch.bmm(x.transpose(1, 2), y)
+
+    run()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        run()
+    return (time.perf_counter() - t0) / reps * 1000
+
+
+def gru_fused_vs_unrolled(num_seeds: int, reps: int = 10) -> dict[str, float]:
+    """Forward + backward of one belief GRU over a batch (20 x 100 turns): the fused sequence
+    node against the same cell unrolled under autograd (the previous implementation)."""
+    gru = EnsembleGRU(tuple(range(num_seeds)), 10 * 21, 20, "bench")
+    x = torch.randn(num_seeds, 20, 100, 10 * 21)
+
+    def fused() -> None:
+        gru(x).sum().backward()
+
+    def unrolled() -> None:
+        gi, h, outs = gru.input_proj(x), x.new_zeros(num_seeds, 20, 20), []
+        for step in range(100):
+            h = gru.cell(gi[:, :, step], h)
+            outs.append(h)
+        torch.stack(outs, 2).sum().backward()
+
+    out = {}
+    for name, fn in (("fused_ms", fused), ("unrolled_ms", unrolled)):
+        fn()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        out[name] = (time.perf_counter() - t0) / reps * 1000
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=30)
@@ -73,12 +150,20 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/slate_agents.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    keep_freed_memory()  # as every run does (rl4rec.allocator)
     rows = []
     for name, overrides in METHODS.items():
         one = seconds_per_step(overrides, 1, args.steps, args.warmup)
         many = seconds_per_step(overrides, args.seeds, args.steps, args.warmup)
         rows.append({"method": name, "s_per_step_1_seed": one, f"s_per_step_{args.seeds}_seeds": many, "batched_over_single": many / one})
         print(f"{name}: {one * 1000:.1f} ms/step (1 seed), {many * 1000:.1f} ms/step ({args.seeds} seeds batched)", flush=True)
+    breakdown = []
+    for s in (1, args.seeds):
+        split = split_sac_gems(s, args.steps)
+        split["update_matmul_floor_ms"] = update_matmul_floor_ms(s)
+        split.update(gru_fused_vs_unrolled(s))
+        breakdown.append({"seeds": s, **split})
+        print(f"SAC+GeMS, {s} seed(s): {split}", flush=True)
     result = {
         "what": "seconds per training step (1 episode of 100 turns + 1 update on 20 trajectories), one torch thread",
         "official_sac_gems_s_per_step": OFFICIAL_SAC_GEMS_S_PER_STEP,
@@ -87,6 +172,7 @@ def main() -> None:
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
         "rows": rows,
+        "sac_gems_breakdown": breakdown,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
@@ -96,6 +182,10 @@ def main() -> None:
     for r in rows:
         many = r[f"s_per_step_{n}_seeds"]
         print(f"| {r['method']} | {r['s_per_step_1_seed'] * 1000:.1f} | {many * 1000:.1f} | {many / n * 1000:.1f} | {r['batched_over_single']:.2f}x | {OFFICIAL_SAC_GEMS_S_PER_STEP / (many / n):.0f}x faster per seed |")
+    print("\n| SAC+GeMS, seeds | episode ms | update ms | update's matmuls alone ms | belief GRU fwd+bwd: fused ms | unrolled autograd ms |")
+    print("|---|---|---|---|---|---|")
+    for b in breakdown:
+        print(f"| {b['seeds']} | {b['episode_ms']:.1f} | {b['update_ms']:.1f} | {b['update_matmul_floor_ms']:.1f} | {b['fused_ms']:.1f} | {b['unrolled_ms']:.1f} |")
 
 
 if __name__ == "__main__":

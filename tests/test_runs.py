@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import platform
 import signal
 import subprocess
 import sys
@@ -175,3 +176,16 @@ def test_failed_run_is_marked(tmp_path):
             raise RuntimeError("boom")
     status = read_status(run.dir)
     assert status["status"] == "failed" and "boom" in status["error"]
+
+
+def test_keep_freed_memory_is_idempotent_and_can_be_disabled(monkeypatch):
+    import rl4rec.allocator as allocator
+
+    monkeypatch.setattr(allocator, "_done", False)
+    monkeypatch.setenv("RL4REC_KEEP_FREED_MEMORY", "0")
+    assert allocator.keep_freed_memory() is False and allocator._done is False
+    monkeypatch.delenv("RL4REC_KEEP_FREED_MEMORY")
+    first = allocator.keep_freed_memory()
+    assert allocator.keep_freed_memory() is first  # a second call changes nothing
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert first is True

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import yaml
 
+from rl4rec.allocator import keep_freed_memory
 from rl4rec.config import to_dict
 from rl4rec.naming import run_name
 from rl4rec.seeding import apply_threads, seed_everything
@@ -191,6 +192,7 @@ class Run:
         self.ckpt_dir.mkdir(exist_ok=True)
         self._attach_log_file()
         apply_threads(cfg.threads)
+        keep_freed_memory()
         seed_everything(cfg.seed)
 
         last = self.ckpt_dir / "last.pt"

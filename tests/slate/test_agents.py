@@ -12,6 +12,7 @@ from torch.testing import assert_close
 
 from rl4rec.slate.agents import AgentConfig, ReinforceAgent, SACAgent, SlateQAgent
 from rl4rec.slate.agents.base import discounted_returns, first_click
+from rl4rec.slate.gru_sequence import gru_sequence
 from rl4rec.slate.nets import EnsembleGRU, EnsembleLinear
 from rl4rec.slate.rankers import GeMS, GeMSConfig, TopK
 
@@ -45,6 +46,38 @@ def test_ensemble_linear_and_gru_match_torch_modules():
             ref.bias_ih_l0.copy_(gru.b_ih[s, 0])
             ref.bias_hh_l0.copy_(gru.b_hh[s, 0])
         assert_close(out[s], ref(seq[s])[0], atol=1e-6, rtol=1e-5)
+
+
+def test_gru_sequence_backward_passes_gradcheck():
+    torch.manual_seed(0)
+    s, b, t, h = 2, 3, 5, 4
+    gi = torch.randn(s, b, t, 3 * h, dtype=torch.double, requires_grad=True)
+    h0 = torch.randn(s, b, h, dtype=torch.double, requires_grad=True)
+    w_hh = torch.randn(s, h, 3 * h, dtype=torch.double, requires_grad=True)
+    b_hh = torch.randn(s, 1, 3 * h, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(gru_sequence, (gi, h0, w_hh, b_hh))
+
+
+def test_ensemble_gru_gradients_equal_the_unrolled_cell():
+    """The fused sequence node gives the gradients autograd gives through the step-by-step cell."""
+    torch.manual_seed(1)
+    gru = EnsembleGRU([3, 4], 6, 5, "g")
+    x = torch.randn(2, 4, 7, 6)
+    weights = torch.randn(2, 4, 7, 5)  # a loss that weights every step's state differently
+
+    def grads(out):
+        gru.zero_grad()
+        (out * weights).sum().backward()
+        return [p.grad.clone() for p in gru.parameters()]
+
+    fused = grads(gru(x))
+    gi, h, outs = gru.input_proj(x), torch.zeros(2, 4, 5), []
+    for step in range(7):
+        h = gru.cell(gi[:, :, step], h)
+        outs.append(h)
+    unrolled = grads(torch.stack(outs, 2))
+    for a, b in zip(fused, unrolled, strict=True):
+        assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
 def test_ensemble_members_are_independent_and_seeded():
@@ -110,8 +143,10 @@ def test_gems_action_bounds_and_rank():
     lo, hi = (mu - sd).amin(1), (mu + sd).amax(1)
     assert_close(center, (hi + lo) / 2)
     assert_close(scale, (hi - lo) / 2)
-    out = gems.rank(torch.zeros(1, 4, 2))
+    actions = torch.randn(1, 4, 2) * 3
+    out = gems.rank(actions)
     assert out.shape == (1, 4, 2) and out.dtype == torch.long
+    assert torch.equal(out, gems.decode(actions)[0].argmax(-1))  # the fast path is the decoder's argmax
 
 
 def test_topk_ranker():
@@ -192,6 +227,24 @@ def test_sac_policy_and_entropy_losses_by_hand():
     with torch.no_grad():
         agent.log_alpha.fill_(math.log(0.3))
     assert_close(agent.alpha_loss(logp)[0], -(0.3 * (logp.detach() - 2.0)).mean())
+
+
+def test_sac_policy_loss_gradient_reaches_the_policy_only():
+    """The policy loss differentiates Q with respect to the action, not Q's weights; the
+    policy's gradient equals plain autograd through unfrozen Q-networks."""
+    agent = _sac()
+    s_crit, s_act, eps = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 2)
+    loss, _ = agent.policy_loss(s_crit, s_act, torch.tensor([0.5]), noise=eps)
+    loss.sum().backward()
+    assert all(p.grad is None for p in [*agent.q1.parameters(), *agent.q2.parameters()])
+    assert all(p.requires_grad for p in [*agent.q1.parameters(), *agent.q2.parameters()])  # restored
+    fast = [p.grad.clone() for p in agent.policy.parameters()]
+    agent.policy.zero_grad()
+    a, lp = agent.sample(s_act, noise=eps)
+    sa = torch.cat([s_crit, a], -1)
+    (0.5 * lp - torch.minimum(agent.q1(sa), agent.q2(sa)).squeeze(-1)).mean().backward()
+    for got, want in zip(fast, [p.grad for p in agent.policy.parameters()], strict=True):
+        assert_close(got, want)
 
 
 def test_sac_alpha_schedule_official_quirk():

@@ -13,10 +13,13 @@ GRU belief encoder (``nn.GRU``) is not vmappable and the whole agent should shar
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
+
+from rl4rec.slate.gru_sequence import gru_sequence
 
 
 def _uniform(shape: Sequence[int], bound: float, gens: list[torch.Generator]) -> torch.Tensor:
@@ -99,18 +102,22 @@ class EnsembleEmbedding(nn.Module):
         self.weight = nn.Parameter(weight)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """ids (S, ...) -> (S, ..., D)."""
-        s = ids.shape[0]
-        flat = ids.reshape(s, -1)
-        out = torch.gather(self.weight, 1, flat.unsqueeze(-1).expand(-1, -1, self.weight.shape[-1]))
-        return out.reshape(*ids.shape, self.weight.shape[-1])
+        """ids (S, ...) -> (S, ..., D).
+
+        One ``index_select`` from the (S*N, D) stack with member offsets: with its index-add
+        backward, about 3x faster than a batched ``gather`` for one member.
+        """
+        s, n, d = self.weight.shape
+        offsets = torch.arange(0, s * n, n, device=ids.device).view(s, *([1] * (ids.dim() - 1)))
+        flat = self.weight.reshape(s * n, d).index_select(0, (ids + offsets).reshape(-1))
+        return flat.view(*ids.shape, d)
 
 
 class EnsembleGRU(nn.Module):
     """A 1-layer GRU per member (PyTorch's gate equations), batched over members.
 
-    The input projection of a whole sequence is one batched matmul; only the small hidden
-    recurrence loops over time.
+    The input projection of a whole sequence is one batched matmul; the small hidden recurrence
+    runs as one autograd node with a hand-written backward (``rl4rec.slate.gru_sequence``).
     """
 
     def __init__(self, seeds: Sequence[int], in_dim: int, hidden: int, salt: str):
@@ -141,14 +148,24 @@ class EnsembleGRU(nn.Module):
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
         """x (S, B, T, in) -> hidden states (S, B, T, H)."""
-        s, b, t, _ = x.shape
-        gi = self.input_proj(x)
+        s, b, _, _ = x.shape
         h = h0 if h0 is not None else x.new_zeros(s, b, self.hidden)
-        outs = []
-        for step in range(t):  # recurrence over time only; members and trajectories are batched
-            h = self.cell(gi[:, :, step], h)
-            outs.append(h)
-        return torch.stack(outs, dim=2)
+        return gru_sequence(self.input_proj(x), h, self.w_hh, self.b_hh)
+
+
+@contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """Treat the modules' parameters as constants inside the block (autograd computes gradients
+    for the inputs only), then restore their ``requires_grad``."""
+    params = [p for m in modules for p in m.parameters()]
+    before = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, before, strict=True):
+            p.requires_grad_(flag)
 
 
 def polyak(target: nn.Module, source: nn.Module, tau: float) -> None:

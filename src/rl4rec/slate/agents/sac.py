@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from rl4rec.slate.agents.base import AgentConfig, SlateAgent, sum_members
 from rl4rec.slate.belief import BeliefEncoder
-from rl4rec.slate.nets import EnsembleMLP, polyak
+from rl4rec.slate.nets import EnsembleMLP, frozen, polyak
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 
@@ -61,8 +61,9 @@ class SACAgent(SlateAgent):
         shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
         return self.center.view(shape), self.scale.view(shape)
 
-    def sample(self, state: torch.Tensor, *, deterministic: bool = False, noise: torch.Tensor | None = None):
-        """Action in the box and log pi (None when deterministic). ``noise`` fixes epsilon (tests)."""
+    def sample(self, state: torch.Tensor, *, deterministic: bool = False, noise: torch.Tensor | None = None, log_prob: bool = True):
+        """Action in the box and log pi (None when deterministic or not ``log_prob``). ``noise``
+        fixes epsilon (tests)."""
         mean, log_std = self.policy(state).chunk(2, dim=-1)
         log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
         center, scale = self._box(mean)
@@ -72,6 +73,8 @@ class SACAgent(SlateAgent):
         eps = noise if noise is not None else torch.randn(mean.shape, generator=self.generator)
         x = mean + std * eps
         a01 = torch.tanh(x)
+        if not log_prob:  # acting needs the action only
+            return center + scale * a01, None
         # log N(x; mean, std) - log(1 - tanh(x)^2 + 1e-6), summed over action dims (box map excluded)
         log_prob = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         log_prob = log_prob - torch.log(1 - a01.pow(2) + 1e-6).sum(-1)
@@ -96,7 +99,7 @@ class SACAgent(SlateAgent):
             u = torch.rand(s, b, self.center.shape[-1], generator=self.generator)
             action = self.center.unsqueeze(1) + self.scale.unsqueeze(1) * (u - 0.5)
         else:
-            action, _ = self.sample(state, deterministic=deterministic)
+            action, _ = self.sample(state, deterministic=deterministic, log_prob=False)
         return state, self.ranker.rank(action), action
 
     # -- learning ------------------------------------------------------------------------
@@ -130,7 +133,8 @@ class SACAgent(SlateAgent):
         """Per-member ``mean(alpha log pi(a~|s) - min(Q1, Q2)(s_critic detached, a~))`` and log pi."""
         a_new, logp = self.sample(s_act, noise=noise)
         sa_pi = torch.cat([s_crit.detach(), a_new], -1)
-        q_pi = torch.minimum(self.q1(sa_pi), self.q2(sa_pi)).squeeze(-1)
+        with frozen(self.q1, self.q2):  # the policy step needs dQ/da only, not the Q weights' gradients
+            q_pi = torch.minimum(self.q1(sa_pi), self.q2(sa_pi)).squeeze(-1)
         s = s_act.shape[0]
         return (alpha.view(-1, 1, 1) * logp - q_pi).reshape(s, -1).mean(1), logp
 

@@ -28,16 +28,25 @@ class Memory(NamedTuple):
     s_len: torch.Tensor  # (B,) long, |S|
 
 
-def push(history: torch.Tensor, new: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """Append ``new[keep]`` (row-wise, in column order) to ``history`` and keep the last C columns."""
-    batch, cap = history.shape
-    cat = torch.cat([history, new], dim=1)
+def push_targets(history: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Column of ``cat([history, new], 1)`` in the pushed history, C for dropped entries.
+
+    Depends only on which new entries are kept, so histories pushed with the same ``keep``
+    (topics and stamps) share it.
+    """
+    cap = history.shape[1]
     valid = torch.cat([torch.ones_like(history, dtype=torch.bool), keep], dim=1)
     from_end = valid.flip(1).cumsum(1).flip(1)  # valid entries at or after each column
     target = cap - from_end  # newest valid entry lands in column C-1
-    target = torch.where(valid & (target >= 0), target, cap)  # column C is a discard bin
+    return torch.where(valid & (target >= 0), target, cap)  # column C is a discard bin
+
+
+def push(history: torch.Tensor, new: torch.Tensor, keep: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+    """Append ``new[keep]`` (row-wise, in column order) to ``history`` and keep the last C columns."""
+    batch, cap = history.shape
+    target = push_targets(history, keep) if targets is None else targets
     out = torch.zeros(batch, cap + 1, dtype=history.dtype, device=history.device)
-    return out.scatter_(1, target, cat)[:, :cap]
+    return out.scatter_(1, target, torch.cat([history, new], dim=1))[:, :cap]
 
 
 def empty(batch: int, cap: int, device: torch.device | str = "cpu") -> Memory:
@@ -62,8 +71,9 @@ def record_turn(mem: Memory, topics: torch.Tensor, clicks: torch.Tensor, t: int,
     """Clicks of turn ``t`` (``clicks`` bool (B, K), ``topics`` (B, K)), then forget old stamps."""
     cap = mem.topics.shape[1]
     n = clicks.sum(1)
-    hist = push(mem.topics, topics, clicks)
-    stamps = push(mem.stamps, torch.full_like(topics, t), clicks)
+    targets = push_targets(mem.topics, clicks)
+    hist = push(mem.topics, topics, clicks, targets)
+    stamps = push(mem.stamps, torch.full_like(topics, t), clicks, targets)
     a_cap = (mem.a_len + n).clamp(max=cap)
     s_cap = (mem.s_len + n).clamp(max=cap)
     in_s = torch.arange(cap, device=hist.device) >= (cap - s_cap).unsqueeze(1)

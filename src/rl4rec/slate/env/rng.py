@@ -43,11 +43,22 @@ def stream_key(seed: int, name: str) -> int:
     return int.from_bytes(digest, "little", signed=True)
 
 
+def user_base(key: int, users: torch.Tensor) -> torch.Tensor:
+    """The per-user half of the hash, ``(B,)``: the same for every counter, so a caller drawing
+    many counters for the same users (the simulator, once per turn) computes it once."""
+    return mix64(users.to(torch.int64) + key)
+
+
 def uniforms(key: int, users: torch.Tensor, counter: int, n: int) -> torch.Tensor:
     """``(B, n)`` float32 uniforms in [0, 1) for draw ``counter`` of each user in ``users`` (B,)."""
-    base = mix64(mix64(users.to(torch.int64) + key) + _wrap(counter * _GOLDEN))
-    idx = torch.arange(1, n + 1, device=users.device, dtype=torch.int64) * _GOLDEN
-    bits = _shr(mix64(base.unsqueeze(1) + idx), 40)  # top 24 bits: exact in float32
+    return uniforms_from(user_base(key, users), counter, n)
+
+
+def uniforms_from(base: torch.Tensor, counter: int, n: int) -> torch.Tensor:
+    """:func:`uniforms` from a precomputed :func:`user_base`."""
+    mixed = mix64(base + _wrap(counter * _GOLDEN))
+    idx = torch.arange(1, n + 1, device=base.device, dtype=torch.int64) * _GOLDEN
+    bits = _shr(mix64(mixed.unsqueeze(1) + idx), 40)  # top 24 bits: exact in float32
     return bits.to(torch.float32) * (1.0 / (1 << 24))
 
 

@@ -122,6 +122,7 @@ class TopicRecSimulator:
         self._click_key = rng.stream_key(seed, f"click/{stream}")
         self.num_users, self.t = num_users, 0
         self.user_ids = user_ids.to(device=dev, dtype=torch.long)
+        self._click_base = rng.user_base(self._click_key, self.user_ids)  # reused every turn
         self.user = self._draw_users()
         self.bored = torch.zeros(num_users, self.num_topics, dtype=torch.bool, device=dev)
         self._timer = torch.full((num_users, self.num_topics), cfg.boredom_duration, device=dev)
@@ -273,7 +274,7 @@ class TopicRecSimulator:
 
     def _click(self, rel: torch.Tensor, topics: torch.Tensor, counter: int) -> torch.Tensor:
         """Bernoulli clicks (B, K) bool of the position-based model (§1.6)."""
-        draws = rng.uniforms(self._click_key, self.user_ids, counter, self.rec_size)
+        draws = rng.uniforms_from(self._click_base, counter, self.rec_size)
         return draws < self.attractiveness(rel, topics) * self.examination
 
     def _influence(self, slates: torch.Tensor, clicks: torch.Tensor) -> torch.Tensor:

@@ -57,13 +57,18 @@ class GeMS(nn.Module):
 
     def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(S, B, d) -> item logits (S, B, K, N) against the detached table, click logits (S, B, K)."""
-        h = z
+        h = self._trunk(z)
+        return self._item_logits(h), self.click_head(h)
+
+    def _trunk(self, z: torch.Tensor) -> torch.Tensor:
         for layer in self.trunk:
-            h = torch.relu(layer(h))
-        s, b = z.shape[:2]
+            z = torch.relu(layer(z))
+        return z
+
+    def _item_logits(self, h: torch.Tensor) -> torch.Tensor:
+        s, b = h.shape[:2]
         queries = self.slate_head(h).reshape(s, b * self.rec_size, self.cfg.item_dim)
-        logits = torch.bmm(queries, self.items.weight.detach().transpose(1, 2)).reshape(s, b, self.rec_size, -1)
-        return logits, self.click_head(h)
+        return torch.bmm(queries, self.items.weight.detach().transpose(1, 2)).reshape(s, b, self.rec_size, -1)
 
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
@@ -91,8 +96,8 @@ class GeMS(nn.Module):
     @torch.no_grad()
     def rank(self, action: torch.Tensor) -> torch.Tensor:
         """Latent actions (S, B, d) -> slates (S, B, K): argmax per slot, duplicates allowed (§3.4)."""
-        logits, _ = self.decode(action)
-        return logits.argmax(-1)
+        # the click head is not needed; max(-1).indices is argmax (first maximum on ties), faster
+        return self._item_logits(self._trunk(action)).max(-1).indices
 
     @torch.no_grad()
     def action_bounds(self, slates: torch.Tensor, clicks: torch.Tensor, chunk: int = 20000) -> tuple[torch.Tensor, torch.Tensor]:
