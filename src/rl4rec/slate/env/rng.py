@@ -62,6 +62,14 @@ def uniforms_from(base: torch.Tensor, counter: int, n: int) -> torch.Tensor:
     return bits.to(torch.float32) * (1.0 / (1 << 24))
 
 
+def uniforms_block(base: torch.Tensor, counters: torch.Tensor, n: int) -> torch.Tensor:
+    """``(B, C, n)``: :func:`uniforms_from` for every counter in ``counters`` (C,) at once."""
+    mixed = mix64(base.unsqueeze(1) + counters.to(torch.int64) * _GOLDEN)  # wrap-around, as _wrap
+    idx = torch.arange(1, n + 1, device=base.device, dtype=torch.int64) * _GOLDEN
+    bits = _shr(mix64(mixed.unsqueeze(2) + idx), 40)
+    return bits.to(torch.float32) * (1.0 / (1 << 24))
+
+
 def normals(key: int, users: torch.Tensor, counter: int, n: int) -> torch.Tensor:
     """``(B, n)`` standard normals (Box-Muller on two uniform draws per number)."""
     u = uniforms(key, users, counter, 2 * n)
