@@ -110,6 +110,13 @@ def test_paper_configs_load_and_sweeps_expand():
     budget, base = load_sweep(root / "table2" / "sweep_laptop_2k.yaml")
     assert [m.name for m in expand(budget, base)][:2] == [m.name.replace("steps500", "steps2000").replace("val-every100", "val-every200") for m in expand(laptop, base)
                                                        if m.method in ("SAC+TopK(ideal)", "SAC+GeMS") and "topdown" in m.name]
+    fixed, base = load_sweep(root / "table2" / "sweep_laptop_fixed_alpha.yaml")
+    faithful = {(m.method, m.name.split("_")[1]): m for m in expand(laptop, base)}
+    fixed_members = expand(fixed, base)
+    assert len(fixed_members) == 3 * 3  # the SAC cells; only the alpha-init switch differs from their faithful twins
+    for m in fixed_members:
+        twin = faithful[(m.method, m.name.split("_")[1])]
+        assert m.name == twin.name.replace("val-every100_", "val-every100_fix-alpha-init-T_")
 
 
 def test_gems_pretraining_lowers_validation_loss(tmp_path, shared_data):
