@@ -139,12 +139,10 @@ class EnsembleGRU(nn.Module):
     def cell(self, gi: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """One step from projected input ``gi`` (S, B, 3H) and hidden ``h`` (S, B, H)."""
         gh = torch.baddbmm(self.b_hh, h, self.w_hh)
-        i_r, i_z, i_n = gi.chunk(3, dim=-1)
-        h_r, h_z, h_n = gh.chunk(3, dim=-1)
-        r = torch.sigmoid(i_r + h_r)
-        z = torch.sigmoid(i_z + h_z)
-        n = torch.tanh(i_n + r * h_n)
-        return (1 - z) * n + z * h
+        hid = self.hidden
+        rz = torch.sigmoid(gi[..., : 2 * hid] + gh[..., : 2 * hid])  # r and z in one op
+        n = torch.tanh(gi[..., 2 * hid :] + rz[..., :hid] * gh[..., 2 * hid :])
+        return torch.lerp(n, h, rz[..., hid:])  # (1 - z) n + z h, as the sequence node computes it
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
         """x (S, B, T, in) -> hidden states (S, B, T, H)."""
