@@ -157,3 +157,20 @@ def test_slate_sweep_2_methods_2_envs_2_seeds(tmp_path, backend, shared_data):
     assert "REINFORCE+SoftMax" in text and "STO" in text and "(n=2)" in text
     assert "| agent | ranker |" in text  # parameters that differ per method
     assert "curve_eval_return_focused_topdown.png" in text
+
+
+def test_baseline_comparison_pairs_cells_and_tests_them():
+    from scipy import stats
+
+    from rl4rec.experiments.report import RunRecord, baseline_comparison
+
+    def recs(method, column, values):
+        return [RunRecord(f"{method}_{column}_{i}", method, column, i, "finished", {"ret": v}, {}) for i, v in enumerate(values)]
+
+    ours = recs("sac", "env1", [10.0, 12.0, 11.0]) + recs("sac", "env2", [1.0, 2.0])
+    base = recs("sac", "env1", [7.0, 8.0, 9.5, 8.5]) + recs("reinforce", "env2", [3.0, 4.0])
+    rows = baseline_comparison(ours, base, "ret")
+    assert [(r["method"], r["column"]) for r in rows] == [("sac", "env1")]  # only cells in both
+    assert rows[0]["ci"].mean == 11.0 and rows[0]["baseline_ci"].mean == 8.25
+    want = stats.ttest_ind([10.0, 12.0, 11.0], [7.0, 8.0, 9.5, 8.5], equal_var=False).pvalue
+    assert abs(rows[0]["p"] - want) < 1e-9

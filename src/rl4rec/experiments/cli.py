@@ -34,7 +34,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from rl4rec.experiments.report import build_report
 
     metrics = args.metrics.split(",") if args.metrics else None
-    md, html = build_report(Path(args.runs_dir), args.experiment, metrics)
+    md, html = build_report(Path(args.runs_dir), args.experiment, metrics, baseline=args.baseline)
     print(md.read_text())
     print(f"report: {md} and {html}")
     return 0
@@ -52,4 +52,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("experiment")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--metrics", default=None, help="comma-separated result keys (default: all numeric results)")
+    p.add_argument("--baseline", default=None, help="another experiment: compare each (method, column) cell with it (Welch)")
     p.set_defaults(func=_cmd_report)

@@ -153,6 +153,20 @@ def metric_table(records: list[RunRecord], metric: str) -> dict[str, Any]:
     return {"metric": metric, "methods": methods, "columns": columns, "cells": cells, "lower_is_better": lower}
 
 
+def baseline_comparison(records: list[RunRecord], baseline: list[RunRecord], metric: str) -> list[dict[str, Any]]:
+    """Per (method, column) present in both experiments: both mean ± CI and Welch's p.
+
+    For an experiment that repeats another with one switch changed (e.g. a fix), cell by cell.
+    """
+    ours, theirs = metric_table(records, metric)["cells"], metric_table(baseline, metric)["cells"]
+    rows = []
+    for key, cell in ours.items():
+        if key in theirs:
+            rows.append({"method": key[0], "column": key[1], "ci": cell["ci"], "baseline_ci": theirs[key]["ci"],
+                         "p": welch_ttest(cell["values"], theirs[key]["values"])[1]})
+    return rows
+
+
 def parameters(
     records: list[RunRecord], columns: tuple[str, ...] = ()
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -245,7 +259,11 @@ def _cell_text(cell: dict[str, Any] | None, markdown: bool) -> str:
     return text
 
 
-def build_report(runs_dir: Path, experiment: str, metrics: list[str] | None = None) -> tuple[Path, Path]:
+def build_report(
+    runs_dir: Path, experiment: str, metrics: list[str] | None = None, baseline: str | None = None
+) -> tuple[Path, Path]:
+    """Write REPORT.md and report.html; with ``baseline`` (another experiment in ``runs_dir``) add,
+    per metric, each cell against the same (method, column) cell of the baseline."""
     exp_dir = Path(runs_dir) / experiment
     if not exp_dir.is_dir():
         raise FileNotFoundError(f"no experiment directory {exp_dir}")
@@ -282,6 +300,19 @@ def build_report(runs_dir: Path, experiment: str, metrics: list[str] | None = No
         ]
         if pv:
             md += ["", "Welch p-value vs the best method of the column: " + "; ".join(f"{m} @ {c}: {p:.3g}" for m, c, p in pv)]
+    if baseline is not None:
+        base_records, _ = collect(Path(runs_dir) / baseline)
+        if not base_records:
+            raise FileNotFoundError(f"no runs in baseline experiment {Path(runs_dir) / baseline}")
+        for metric in wanted:
+            rows = baseline_comparison(records, base_records, metric)
+            md += ["", f"## {metric}: against {baseline}", ""]
+            if not rows:
+                md.append(f"No (method, column) cell is in both experiments with {metric}.")
+                continue
+            md += [f"| method | column | {experiment} | {baseline} | Welch p |", "|---|---|---|---|---|"]
+            md += [f"| {r['method']} | {r['column']} | {r['ci'].format()} (n={r['ci'].n}) | {r['baseline_ci'].format()} "
+                   f"(n={r['baseline_ci'].n}) | {r['p']:.3g} |" for r in rows]
     md += ["", "## Parameters that differ between methods", ""]
     diff_keys = sorted({k for row in per_method.values() for k in row})
     if diff_keys:
