@@ -100,3 +100,12 @@ def test_seed_statistics_by_hand():
     # t = (2 - 5.5) / sqrt(1/3 + (5/3)/4) = -3.5 / sqrt(0.75); Welch df = 4.959
     assert t == pytest.approx(-3.5 / math.sqrt(0.75))
     assert p == pytest.approx(0.0100769, rel=1e-4)
+
+
+def test_paired_ttest_edges():
+    from rl4rec.metrics.stats import paired_ttest
+
+    assert paired_ttest([1.0, 2.0], [0.0, 1.0]) == (float("inf"), 0.0)  # a constant shift is certain
+    t, p = paired_ttest([1.0, 2.0], [1.0, 2.0])
+    assert math.isnan(t) and p == 1.0
+    assert all(math.isnan(v) for v in paired_ttest([1.0], [0.0]))  # one pair: undefined

@@ -174,3 +174,9 @@ def test_baseline_comparison_pairs_cells_and_tests_them():
     assert rows[0]["ci"].mean == 11.0 and rows[0]["baseline_ci"].mean == 8.25
     want = stats.ttest_ind([10.0, 12.0, 11.0], [7.0, 8.0, 9.5, 8.5], equal_var=False).pvalue
     assert abs(rows[0]["p"] - want) < 1e-9
+    assert rows[0]["paired_p"] is None  # seeds 0-2 against 0-3: no pairing
+    rows = baseline_comparison(ours, recs("sac", "env1", [9.0, 10.5, 10.0]), "ret")
+    # paired by seed: differences 1.0, 1.5, 1.0 -> t = mean / (sd / sqrt(3))
+    d = [1.0, 1.5, 1.0]
+    mean, sd = sum(d) / 3, (sum((x - sum(d) / 3) ** 2 for x in d) / 2) ** 0.5
+    assert abs(rows[0]["paired_p"] - 2 * stats.t.sf(mean / (sd / 3**0.5), df=2)) < 1e-9

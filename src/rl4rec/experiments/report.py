@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from rl4rec.metrics.stats import mean_ci, welch_ttest
+from rl4rec.metrics.stats import mean_ci, paired_ttest, welch_ttest
 from rl4rec.runs import list_runs
 from rl4rec.tracking import read_metrics
 
@@ -153,17 +153,31 @@ def metric_table(records: list[RunRecord], metric: str) -> dict[str, Any]:
     return {"metric": metric, "methods": methods, "columns": columns, "cells": cells, "lower_is_better": lower}
 
 
+def _by_seed(records: list[RunRecord], metric: str) -> dict[tuple[str, str], dict[int, float]]:
+    out: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
+    for r in records:
+        if metric in r.results and math.isfinite(r.results[metric]):
+            out[(r.method, r.column)][r.seed] = r.results[metric]
+    return out
+
+
 def baseline_comparison(records: list[RunRecord], baseline: list[RunRecord], metric: str) -> list[dict[str, Any]]:
-    """Per (method, column) present in both experiments: both mean ± CI and Welch's p.
+    """Per (method, column) present in both experiments: both mean ± CI, Welch's p, and the paired
+    p over seeds when both cells ran the same seeds (same users too, so the pairing is tight).
 
     For an experiment that repeats another with one switch changed (e.g. a fix), cell by cell.
     """
     ours, theirs = metric_table(records, metric)["cells"], metric_table(baseline, metric)["cells"]
+    ours_seeds, theirs_seeds = _by_seed(records, metric), _by_seed(baseline, metric)
     rows = []
     for key, cell in ours.items():
-        if key in theirs:
-            rows.append({"method": key[0], "column": key[1], "ci": cell["ci"], "baseline_ci": theirs[key]["ci"],
-                         "p": welch_ttest(cell["values"], theirs[key]["values"])[1]})
+        if key not in theirs:
+            continue
+        a, b = ours_seeds[key], theirs_seeds[key]
+        same = sorted(a) == sorted(b) and len(a) == len(cell["values"]) and len(b) == len(theirs[key]["values"])
+        rows.append({"method": key[0], "column": key[1], "ci": cell["ci"], "baseline_ci": theirs[key]["ci"],
+                     "p": welch_ttest(cell["values"], theirs[key]["values"])[1],
+                     "paired_p": paired_ttest([a[k] for k in sorted(a)], [b[k] for k in sorted(a)])[1] if same else None})
     return rows
 
 
@@ -310,9 +324,9 @@ def build_report(
             if not rows:
                 md.append(f"No (method, column) cell is in both experiments with {metric}.")
                 continue
-            md += [f"| method | column | {experiment} | {baseline} | Welch p |", "|---|---|---|---|---|"]
+            md += [f"| method | column | {experiment} | {baseline} | Welch p | paired p (same seeds) |", "|---|---|---|---|---|---|"]
             md += [f"| {r['method']} | {r['column']} | {r['ci'].format()} (n={r['ci'].n}) | {r['baseline_ci'].format()} "
-                   f"(n={r['baseline_ci'].n}) | {r['p']:.3g} |" for r in rows]
+                   f"(n={r['baseline_ci'].n}) | {r['p']:.3g} | {'—' if r['paired_p'] is None else format(r['paired_p'], '.3g')} |" for r in rows]
     md += ["", "## Parameters that differ between methods", ""]
     diff_keys = sorted({k for row in per_method.values() for k in row})
     if diff_keys:

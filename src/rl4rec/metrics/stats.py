@@ -1,4 +1,4 @@
-"""Statistics across seeds: mean with a Student-t confidence interval, Welch's t-test.
+"""Statistics across seeds: mean with a Student-t confidence interval, Welch's and the paired t-test.
 
 The GeMS paper's protocol (spec slate_rl.md §7.4): one number per seed; the 95% half-width is
 ``t_{0.975, n-1} * s / sqrt(n)`` with the n-1 sample std; significance by Welch's two-sided
@@ -61,4 +61,16 @@ def welch_ttest(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     if a.std(ddof=1) == 0 and b.std(ddof=1) == 0:
         return (float("inf") if a.mean() != b.mean() else float("nan")), (0.0 if a.mean() != b.mean() else 1.0)
     res = _st.ttest_ind(a, b, equal_var=False)
+    return float(res.statistic), float(res.pvalue)
+
+
+def paired_ttest(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """Two-sided paired t-test of ``a[i]`` against ``b[i]`` (e.g. the same seeds and users under two
+    settings): (t statistic, p-value); nan when undefined."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if d.ndim != 1 or d.size < 2:
+        return float("nan"), float("nan")
+    if d.std(ddof=1) == 0:
+        return (float("inf") if d.mean() != 0 else float("nan")), (0.0 if d.mean() != 0 else 1.0)
+    res = _st.ttest_rel(a, b)
     return float(res.statistic), float(res.pvalue)
