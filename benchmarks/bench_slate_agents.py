@@ -45,17 +45,26 @@ def make_agent(overrides: list[str], seeds: tuple[int, ...]):
     return cfg, sim, agent
 
 
-def seconds_per_step(overrides: list[str], num_seeds: int, steps: int, warmup: int) -> float:
+def setup(overrides: list[str], num_seeds: int):
+    """Agent, its replay buffer and ``episode(i)``, which plays user ``i`` once per seed and stores it."""
     seeds = tuple(range(1, num_seeds + 1))
     cfg, sim, agent = make_agent(overrides, seeds)
-    s = len(seeds)
     cap, batch = (1, 1) if agent.on_policy else (200, cfg.batch_size)
-    buf = TrajectoryBuffer(s, cap, 100, 10, agent.action_shape, agent.action_dtype, 20 if agent.needs_users else 0)
+    buf = TrajectoryBuffer(num_seeds, cap, 100, 10, agent.action_shape, agent.action_dtype, 20 if agent.needs_users else 0)
+
+    def episode(i: int) -> None:
+        _, tr = run_episodes(agent, sim, torch.tensor([i]), num_seeds, population="train", deterministic=False, iteration=5000, record=True)
+        buf.add(tr.slates[:, 0], tr.clicks[:, 0], tr.actions[:, 0], tr.rewards[:, 0], tr.step_clicks[:, 0], None if tr.users is None else tr.users[:, 0])
+
+    return agent, buf, batch, episode
+
+
+def seconds_per_step(overrides: list[str], num_seeds: int, steps: int, warmup: int) -> float:
+    agent, buf, batch, episode = setup(overrides, num_seeds)
     gen = torch.Generator().manual_seed(0)
 
     def one(i: int, update: bool) -> None:
-        _, tr = run_episodes(agent, sim, torch.tensor([i]), s, population="train", deterministic=False, iteration=5000, record=True)
-        buf.add(tr.slates[:, 0], tr.clicks[:, 0], tr.actions[:, 0], tr.rewards[:, 0], tr.step_clicks[:, 0], None if tr.users is None else tr.users[:, 0])
+        episode(i)
         if update:
             agent.update(buf.sample(batch, gen), 5000)
 
@@ -69,24 +78,17 @@ def seconds_per_step(overrides: list[str], num_seeds: int, steps: int, warmup: i
 
 def split_sac_gems(num_seeds: int, steps: int) -> dict[str, float]:
     """Milliseconds of the episode and of the update of one SAC+GeMS step, measured apart."""
-    seeds = tuple(range(1, num_seeds + 1))
-    cfg, sim, agent = make_agent(METHODS["SAC+GeMS"], seeds)
-    buf = TrajectoryBuffer(num_seeds, 200, 100, 10, agent.action_shape, agent.action_dtype, 0)
+    agent, buf, batch, episode = setup(METHODS["SAC+GeMS"], num_seeds)
     gen = torch.Generator().manual_seed(0)
-
-    def episode(i: int) -> None:
-        _, tr = run_episodes(agent, sim, torch.tensor([i]), num_seeds, population="train", deterministic=False, iteration=5000, record=True)
-        buf.add(tr.slates[:, 0], tr.clicks[:, 0], tr.actions[:, 0], tr.rewards[:, 0], tr.step_clicks[:, 0], None)
-
-    for i in range(cfg.batch_size):
+    for i in range(batch):
         episode(i)
-    agent.update(buf.sample(cfg.batch_size, gen), 5000)
+    agent.update(buf.sample(batch, gen), 5000)
     t0 = time.perf_counter()
     for i in range(steps):
         episode(100 + i)
     t1 = time.perf_counter()
     for _ in range(steps):
-        agent.update(buf.sample(cfg.batch_size, gen), 5000)
+        agent.update(buf.sample(batch, gen), 5000)
     t2 = time.perf_counter()
     return {"episode_ms": (t1 - t0) / steps * 1000, "update_ms": (t2 - t1) / steps * 1000}
 

@@ -52,5 +52,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("experiment")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--metrics", default=None, help="comma-separated result keys (default: all numeric results)")
-    p.add_argument("--baseline", default=None, help="another experiment: compare each (method, column) cell with it (Welch)")
+    p.add_argument("--baseline", default=None, help="another experiment: compare each (method, column) cell with it (Welch; paired over seeds when they match)")
     p.set_defaults(func=_cmd_report)

@@ -51,22 +51,16 @@ def user_base(key: int, users: torch.Tensor) -> torch.Tensor:
 
 def uniforms(key: int, users: torch.Tensor, counter: int, n: int) -> torch.Tensor:
     """``(B, n)`` float32 uniforms in [0, 1) for draw ``counter`` of each user in ``users`` (B,)."""
-    return uniforms_from(user_base(key, users), counter, n)
-
-
-def uniforms_from(base: torch.Tensor, counter: int, n: int) -> torch.Tensor:
-    """:func:`uniforms` from a precomputed :func:`user_base`."""
-    mixed = mix64(base + _wrap(counter * _GOLDEN))
-    idx = torch.arange(1, n + 1, device=base.device, dtype=torch.int64) * _GOLDEN
-    bits = _shr(mix64(mixed.unsqueeze(1) + idx), 40)  # top 24 bits: exact in float32
-    return bits.to(torch.float32) * (1.0 / (1 << 24))
+    counters = torch.tensor([counter], device=users.device)
+    return uniforms_block(user_base(key, users), counters, n)[:, 0]
 
 
 def uniforms_block(base: torch.Tensor, counters: torch.Tensor, n: int) -> torch.Tensor:
-    """``(B, C, n)``: :func:`uniforms_from` for every counter in ``counters`` (C,) at once."""
-    mixed = mix64(base.unsqueeze(1) + counters.to(torch.int64) * _GOLDEN)  # wrap-around, as _wrap
+    """``(B, C, n)``: the uniforms of every counter in ``counters`` (C,) for users with
+    :func:`user_base` ``base`` (B,), in one call."""
+    mixed = mix64(base.unsqueeze(1) + counters.to(torch.int64) * _GOLDEN)  # int64 products wrap around
     idx = torch.arange(1, n + 1, device=base.device, dtype=torch.int64) * _GOLDEN
-    bits = _shr(mix64(mixed.unsqueeze(2) + idx), 40)
+    bits = _shr(mix64(mixed.unsqueeze(2) + idx), 40)  # top 24 bits: exact in float32
     return bits.to(torch.float32) * (1.0 / (1 << 24))
 
 

@@ -124,7 +124,8 @@ class TopicRecSimulator:
         self.num_users, self.t = num_users, 0
         self.user_ids = user_ids.to(device=dev, dtype=torch.long)
         self._click_base = rng.user_base(self._click_key, self.user_ids)
-        self._click_draws = None  # (B, turns, K) click uniforms of the episode, drawn in blocks
+        self._click_draws = None  # (B, turns, K) click uniforms from turn _click_draws_start on
+        self._click_draws_start = 0
         self.user = self._draw_users()
         self.bored = torch.zeros(num_users, self.num_topics, dtype=torch.bool, device=dev)
         self._timer = torch.full((num_users, self.num_topics), cfg.boredom_duration, device=dev)
@@ -284,14 +285,13 @@ class TopicRecSimulator:
         """Click uniforms of turn ``counter`` (B, K). One hash call draws a block of turns (the
         values are a pure function of (user, turn, slot), so drawing ahead changes nothing) and
         saves ~30 small ops per turn."""
-        per_turn = self.num_users * self.rec_size
-        block = max(1, min(self.episode_length + 1 - counter, _DRAW_BLOCK_ELEMENTS // per_turn))
-        start = 0 if self._click_draws is None else self._click_draws_start
-        if self._click_draws is None or not start <= counter < start + self._click_draws.shape[1]:
+        offset = counter - self._click_draws_start
+        if self._click_draws is None or not 0 <= offset < self._click_draws.shape[1]:
+            block = max(1, min(self.episode_length + 1 - counter, _DRAW_BLOCK_ELEMENTS // (self.num_users * self.rec_size)))
             counters = torch.arange(counter, counter + block, device=self.device)
             self._click_draws = rng.uniforms_block(self._click_base, counters, self.rec_size)
-            self._click_draws_start = start = counter
-        return self._click_draws[:, counter - start]
+            self._click_draws_start, offset = counter, 0
+        return self._click_draws[:, offset]
 
     def _influence(self, slates: torch.Tensor, clicks: torch.Tensor) -> torch.Tensor:
         """``u <- normalise(omega u + (1-omega) e)`` for each clicked item in rank order (§1.8).
