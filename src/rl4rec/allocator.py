@@ -4,7 +4,7 @@ Why: a training step allocates and frees the same tensors of a few to a few doze
 update (activations of 20 trajectories x 100 turns x 256 units per seed). glibc serves blocks
 above its mmap threshold with fresh ``mmap`` pages and unmaps them on free, so every step paid
 the page faults of first-touching them again. Raising the thresholds lets the heap recycle the
-blocks: the 10-seed SAC+GeMS update got ~10% faster here (benchmarks/bench_slate_agents.py).
+blocks instead (benchmarks/bench_slate_versions.py measures it with the other speed changes).
 Set ``RL4REC_KEEP_FREED_MEMORY=0`` to leave the allocator alone.
 """
 
