@@ -346,7 +346,7 @@ def diff_from_defaults(cfg: Any) -> list[tuple[str, Any, dataclasses.Field]]:
 
     def walk(obj: Any, prefix: str) -> None:
         default_obj = type(obj)()
-        for f in dataclasses.fields(obj):
+        for f in _name_order(type(obj)):
             value = getattr(obj, f.name)
             if dataclasses.is_dataclass(value):
                 walk(value, prefix + f.name + ".")
@@ -355,6 +355,22 @@ def diff_from_defaults(cfg: Any) -> list[tuple[str, Any, dataclasses.Field]]:
 
     walk(cfg, "")
     return out
+
+
+def _name_order(cls: type) -> list[dataclasses.Field]:
+    """Fields in the order the most derived class writes them, then the inherited ones.
+
+    A pipeline config that changes a shared key's default (re-annotating it in place) keeps that
+    key where it stands in its own source, so run names do not depend on which base class first
+    declared a key.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    order: list[str] = []
+    for klass in cls.__mro__:
+        for name in getattr(klass, "__annotations__", {}):
+            if name in fields and name not in order:
+                order.append(name)
+    return [fields[n] for n in order]
 
 
 def describe(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:

@@ -42,6 +42,65 @@ log = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoints"
 
 
+class RunDir:
+    """The folder layout of a run, spelled in one place.
+
+    ``RunDir(path).checkpoint("last")`` -> ``checkpoints/last.pt``; ``.model("best")`` ->
+    ``model/best`` (a ``save_pretrained`` folder); ``.results`` -> ``test_results.json``;
+    ``.init_run`` -> ``init_run.json`` (the run a GRPO run started from); ``.tokenizer``.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINT_DIR
+
+    def checkpoint(self, which: str | int) -> Path:
+        """``last`` | ``best`` | a step number (``step_N.pt``)."""
+        name = f"step_{which}" if isinstance(which, int) else which
+        return self.checkpoints / f"{name}.pt"
+
+    def model(self, which: str) -> Path:
+        return self.path / "model" / which
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.path / "tokenizer"
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def results(self) -> Path:
+        return self.path / "test_results.json"
+
+    @property
+    def init_run(self) -> Path:
+        return self.path / "init_run.json"
+
+    def write_init_run(self, run_dir: str | Path, which: str) -> None:
+        atomic_write_text(self.init_run, json.dumps({"run_dir": str(Path(run_dir).resolve()), "which": which}))
+
+    def read_init_run(self) -> dict[str, Any] | None:
+        return json.loads(self.init_run.read_text()) if self.init_run.is_file() else None
+
+
 class RunExistsError(RuntimeError):
     """The run directory already holds a run and ``resume`` was not requested."""
 
@@ -166,12 +225,16 @@ class Run:
     ``run.resume_state``. Leaving the block marks the run finished, failed or stopped.
     """
 
-    def __init__(self, cfg: Any, *, key_metric: str | None = None):
+    def __init__(self, cfg: Any, *, key_metric: str | None = None, follower: bool = False):
         self.cfg = cfg
         self.name = cfg.run_name or run_name(cfg)
         self.dir = Path(cfg.runs_dir) / cfg.experiment / self.name
-        self.ckpt_dir = self.dir / CHECKPOINT_DIR
+        self.layout = RunDir(self.dir)
+        self.ckpt_dir = self.layout.checkpoints
         self.key_metric = key_metric
+        #: a follower (a non-main process of a multi-process run) reads the resume state and
+        #: writes nothing: one process owns the folder
+        self.follower = follower
         self.resume_state: dict[str, Any] | None = None
         self.start_step = 0
         self._stop = False
@@ -182,6 +245,12 @@ class Run:
     # -- lifecycle -----------------------------------------------------------------------
     def __enter__(self) -> Run:
         cfg = self.cfg
+        if self.follower:
+            apply_threads(cfg.threads)
+            seed_everything(cfg.seed)
+            self._load_resume_state()
+            self._install_signal_handlers()
+            return self
         existing = read_status(self.dir)["status"] if self.dir.exists() else None
         if existing not in (None, "unknown") and not cfg.resume:
             raise RunExistsError(
@@ -195,11 +264,7 @@ class Run:
         keep_freed_memory()
         seed_everything(cfg.seed)
 
-        last = self.ckpt_dir / "last.pt"
-        if cfg.resume and last.exists():
-            self.resume_state = load_checkpoint(last)
-            self.start_step = int(self.resume_state["step"])
-            set_rng_state(self.resume_state["rng"])
+        if self._load_resume_state():
             self._truncate_metrics(self.start_step)
             log.info("resuming %s from step %d", self.name, self.start_step)
         else:
@@ -232,7 +297,24 @@ class Run:
         log.info("run %s -> %s", self.name, self.dir)
         return self
 
+    def _load_resume_state(self) -> bool:
+        last = self.layout.checkpoint("last")
+        if self.cfg.resume and last.exists():
+            self.resume_state = load_checkpoint(last)
+            self.start_step = int(self.resume_state["step"])
+            return True
+        return False
+
+    def restore_rng(self) -> None:
+        """Put the RNGs back where the checkpoint left them. Call once, after every object of the
+        run is built (building models draws from the global RNG)."""
+        if self.resume_state is not None:
+            set_rng_state(self.resume_state["rng"])
+
     def __exit__(self, exc_type, exc, tb) -> bool:
+        self._restore_signal_handlers()
+        if self.follower:
+            return exc_type is StopRequested
         if exc_type is None:
             status = "finished"
         elif exc_type in (StopRequested, KeyboardInterrupt):
@@ -244,7 +326,6 @@ class Run:
             self.trackers.close()
         extra = {"error": repr(exc)} if status == "failed" else {}
         self._write_status(status, **extra)
-        self._restore_signal_handlers()
         for handler in self._handlers:
             logging.getLogger().removeHandler(handler)
             handler.close()
@@ -263,6 +344,8 @@ class Run:
         self._handlers.append(handler)
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
+        if self.follower:
+            return
         assert self.trackers is not None, "use Run as a context manager"
         self.trackers.log(metrics, step)
         self._last_metrics.update(metrics)
@@ -283,6 +366,8 @@ class Run:
     def write_result(self, name: str, result: Mapping[str, Any]) -> Path:
         """A JSON result file in the run directory (e.g. ``test_results.json``)."""
         path = self.dir / name
+        if self.follower:
+            return path
         atomic_write_text(path, json.dumps(dict(result), indent=2))
         return path
 
@@ -295,6 +380,8 @@ class Run:
         ``state`` holds model/optimizer state dicts and anything else the loop needs to continue;
         the step and the RNG states are added here so a resumed run continues bit-identically.
         """
+        if self.follower:
+            return
         payload = {**state, "step": step, "rng": rng_state()}
         atomic_torch_save(payload, self.ckpt_dir / "last.pt")
         if keep:
@@ -314,6 +401,10 @@ class Run:
     @property
     def stop_requested(self) -> bool:
         return self._stop
+
+    def request_stop(self) -> None:
+        """Ask the loop to save and stop after the current step (what SIGTERM does)."""
+        self._stop = True
 
     def check_stop(self) -> None:
         """Call between steps; raises :class:`StopRequested` after SIGTERM so the loop can exit."""
@@ -379,6 +470,7 @@ def config_of(cfg_cls: type, run_dir: Path) -> Any:
 
 __all__ = [
     "Run",
+    "RunDir",
     "RunExistsError",
     "StopRequested",
     "atomic_torch_save",

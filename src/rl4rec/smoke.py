@@ -12,14 +12,14 @@ import logging
 import time
 from dataclasses import dataclass
 
-from rl4rec.common import RunConfig
 from rl4rec.config import field
+from rl4rec.training import Task, TrainingConfig, default, fit
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class SmokeConfig(RunConfig):
+class SmokeConfig(TrainingConfig):
     """Config of ``rl4rec smoke``: a tiny regression model trained with Adam."""
 
     NAME_KEYS = ("model",)
@@ -29,10 +29,11 @@ class SmokeConfig(RunConfig):
     steps: int = field(300, "optimizer steps", ge=1)
     batch_size: int = field(64, "examples per step", ge=1)
     hidden: int = field(32, "hidden units of the MLP", ge=1)
-    lr: float = field(1e-2, "Adam learning rate", gt=0.0)
-    eval_every: int = field(50, "evaluate on the held-out set every N steps", ge=1)
-    save_every: int = field(50, "write last.pt (and step_N.pt) every N steps", ge=1)
-    keep_every: int = field(100, "keep step_N.pt every N steps (0 = never)", ge=0)
+    lr: float = default(TrainingConfig, "lr", 1e-2)
+    eval_every: int = default(TrainingConfig, "eval_every", 50)
+    save_every: int = default(TrainingConfig, "save_every", 50)
+    keep_every: int = default(TrainingConfig, "keep_every", 100)
+    select_metric: str = default(TrainingConfig, "select_metric", "eval/mse", "validation metric choosing the best checkpoint (lower is better)")
     step_sleep: float = field(0.0, "seconds to sleep per step (tests use it to kill a run mid-way)", ge=0.0)
 
 
@@ -46,62 +47,57 @@ def _task(seed: int):
     return (x[:1536], y[:1536]), (x[1536:], y[1536:])
 
 
+class SmokeTask(Task):
+    """The reference task of :func:`rl4rec.training.fit`: an MLP on a seeded regression problem."""
+
+    select_mode = "min"
+
+    def __init__(self, cfg: SmokeConfig, run, dev):
+        import torch
+
+        self.cfg, self.dev = cfg, dev
+        (self.x_tr, self.y_tr), (self.x_ev, self.y_ev) = _task(cfg.seed)
+        self.model = torch.nn.Sequential(torch.nn.Linear(8, cfg.hidden), torch.nn.Tanh(), torch.nn.Linear(cfg.hidden, 1))
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sampler = torch.Generator().manual_seed(cfg.seed)
+        self.name, self.total_steps, self.eval_every, self.select_key = "smoke", cfg.steps, cfg.eval_every, cfg.select_metric
+
+    def train_step(self, step: int) -> dict[str, float]:
+        import torch
+
+        idx = torch.randint(0, len(self.x_tr), (self.cfg.batch_size,), generator=self.sampler)
+        loss = torch.nn.functional.mse_loss(self.model(self.x_tr[idx]), self.y_tr[idx])
+        self.opt.zero_grad()
+        loss.backward()
+        self.dev.step(self.opt, self.model.parameters(), self.cfg.grad_clip)
+        if self.cfg.step_sleep:
+            time.sleep(self.cfg.step_sleep)
+        return {"train/loss": loss.item()}
+
+    def mse(self) -> float:
+        import torch
+
+        with torch.no_grad():
+            return torch.nn.functional.mse_loss(self.model(self.x_ev), self.y_ev).item()
+
+    def validate(self, step: int) -> dict[str, float]:
+        return {"eval/mse": self.mse()}
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "sampler": self.sampler.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sampler.set_state(state["sampler"])
+
+    def test(self, loop: dict) -> dict:
+        return {"eval/mse": self.mse(), "eval/best_mse": float(loop["best"])}
+
+
 def train_smoke(cfg: SmokeConfig) -> dict | None:
     """Train and return the final metrics (None if stopped by SIGTERM); resumable and deterministic."""
-    import torch
-
-    from rl4rec.progress import track
-    from rl4rec.runs import Run
-
-    with Run(cfg, key_metric="eval/mse") as run:
-        (x_tr, y_tr), (x_ev, y_ev) = _task(cfg.seed)
-        model = torch.nn.Sequential(torch.nn.Linear(8, cfg.hidden), torch.nn.Tanh(), torch.nn.Linear(cfg.hidden, 1))
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        best = float("inf")
-        if run.resume_state is not None:
-            model.load_state_dict(run.resume_state["model"])
-            opt.load_state_dict(run.resume_state["optimizer"])
-            best = float(run.resume_state["best"])
-        sampler = torch.Generator().manual_seed(cfg.seed)
-        if run.resume_state is not None:
-            sampler.set_state(run.resume_state["sampler"])
-        result = {}
-        t0 = time.perf_counter()
-        steps = range(run.start_step + 1, cfg.steps + 1)
-
-        def state() -> dict:
-            return {"model": model.state_dict(), "optimizer": opt.state_dict(), "best": best, "sampler": sampler.get_state()}
-
-        for step in track(steps, desc="smoke", enabled=cfg.progress, unit="step"):
-            if run.stop_requested:  # SIGTERM: save where we are, then leave as 'stopped'
-                run.save_checkpoint(state(), step - 1)
-                run.check_stop()
-            idx = torch.randint(0, len(x_tr), (cfg.batch_size,), generator=sampler)
-            loss = torch.nn.functional.mse_loss(model(x_tr[idx]), y_tr[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if cfg.step_sleep:
-                time.sleep(cfg.step_sleep)
-            if step % cfg.tracking.log_every == 0:
-                run.log_metrics({"train/loss": loss.item(), "perf/steps_per_s": step / (time.perf_counter() - t0 + 1e-9)}, step)
-            is_best = False
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                with torch.no_grad():
-                    mse = torch.nn.functional.mse_loss(model(x_ev), y_ev).item()
-                is_best = mse < best
-                best = min(best, mse)
-                result = {"eval/mse": mse, "eval/best_mse": best}
-                run.log_metrics(result, step)
-                log.info("step %d eval/mse %.5f", step, mse)
-            if step % cfg.save_every == 0 or step == cfg.steps:
-                keep = bool(cfg.keep_every) and step % cfg.keep_every == 0
-                run.save_checkpoint(state(), step, keep=keep, best=is_best)
-        if not result:  # resumed after the last step: report the stored final numbers
-            with torch.no_grad():
-                result = {"eval/mse": torch.nn.functional.mse_loss(model(x_ev), y_ev).item(), "eval/best_mse": best}
-        run.write_result("results.json", result)
-        return result
+    return fit(cfg, lambda run, dev: SmokeTask(cfg, run, dev), key_metric="eval/mse")
 
 
 def _cmd_smoke(args: argparse.Namespace) -> int:
@@ -112,7 +108,7 @@ def _cmd_smoke(args: argparse.Namespace) -> int:
     if result is None:
         print("stopped; continue with resume=true")
         return 0
-    print(" ".join(f"{k}={v:.5f}" for k, v in result.items()))
+    print(" ".join(f"{k}={result[k]:.5f}" for k in ("eval/mse", "eval/best_mse")))
     return 0
 
 

@@ -42,8 +42,9 @@ def _sweep_file(tmp_path: Path, backend: str = "local", **extra) -> Path:
 def _table(runs: Path) -> dict:
     out = {}
     for run_dir in sorted((runs / "toy").iterdir()):
-        if (run_dir / "results.json").exists():
-            out[run_dir.name] = json.loads((run_dir / "results.json").read_text())
+        if (run_dir / "test_results.json").exists():
+            result = json.loads((run_dir / "test_results.json").read_text())
+            out[run_dir.name] = {k: v for k, v in result.items() if k not in ("train_s", "wall_s", "run_dir", "devices")}
     return out
 
 
