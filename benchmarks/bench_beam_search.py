@@ -37,7 +37,7 @@ from rl4rec.genrec.decoding import (
 from rl4rec.genrec.evaluate import predict, valid_completions
 from rl4rec.genrec.model import ModelConfig, build_model, build_tokenizer, load_model_dir
 from rl4rec.genrec.prompts import PromptBuilder, PromptConfig, prompt_ids
-from rl4rec.genrec.sft import _extra_texts
+from rl4rec.genrec.sft import extra_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,7 +76,7 @@ def main() -> None:
         what = f"trained: {args.run}"
     else:
         builder = PromptBuilder(ds.catalog, prompt_cfg, ds.name)
-        tok, orig = build_tokenizer(ModelConfig(), ds.catalog.sids, list(ds.catalog.titles) + list(ds.catalog.descriptions), extra_texts=_extra_texts(builder))
+        tok, orig = build_tokenizer(ModelConfig(), ds.catalog.sids, list(ds.catalog.titles) + list(ds.catalog.descriptions), extra_texts=extra_texts(builder))
         torch.manual_seed(0)
         model, meta = build_model(ModelConfig(preset="tiny"), tok, orig)
         what = "tiny preset, random init (seed 0)"

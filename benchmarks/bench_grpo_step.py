@@ -52,7 +52,7 @@ def trl_steps(init: Path, steps: int) -> list[float]:
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from rl4rec.genrec.sft import load_sft_run
+    from rl4rec.genrec.artifacts import load_sft_run
 
     loaded = load_sft_run(init)
     b, c = loaded.builder, loaded.dataset.catalog

@@ -103,7 +103,16 @@ class Devices:
         (self._scaler.scale(loss) if self._scaler is not None else loss).backward()
 
     def step(self, optimizer: torch.optim.Optimizer, params: Iterable[torch.nn.Parameter], grad_clip: float = 0.0) -> float:
-        """Sum gradients over processes, clip (after unscaling fp16), step; returns the grad norm."""
+        """Sum gradients over processes, clip (after unscaling fp16), step; returns the grad norm.
+
+        With several processes a parameter without a gradient on this process (its rows were
+        elsewhere) gets zeros first, so every process all-reduces the same tensors.
+        """
+        params = list(params)
+        if self.world > 1:
+            for p in params:
+                if p.grad is None and p.requires_grad:
+                    p.grad = torch.zeros_like(p)
         params = [p for p in params if p.grad is not None]
         sum_gradients(params)
         if self._scaler is not None:

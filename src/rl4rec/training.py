@@ -131,6 +131,8 @@ class Task:
     eval_every: int = 1
     select_key: str = ""
     select_mode: ClassVar[str] = "max"
+    #: validate at step 0 whatever ``cfg.eval_at_start`` says (a model with nothing to train)
+    eval_at_start: bool = False
 
     def train_step(self, step: int) -> dict[str, float]:
         """One step (1-based); returns ``train/*`` metrics (logged every ``log_every``)."""
@@ -220,7 +222,7 @@ def fit(cfg: LoopConfig, build, *, key_metric: str | None = None) -> dict[str, A
             return dev.any(improved), metrics
 
         total = task.total_steps
-        if run.start_step == 0 and cfg.eval_at_start:
+        if run.start_step == 0 and (cfg.eval_at_start or task.eval_at_start):
             improved, m0 = validate(0)
             loop["start_valid"] = m0 or None
             save(0, best=True, metrics=m0)

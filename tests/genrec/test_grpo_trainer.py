@@ -19,7 +19,8 @@ from rl4rec.genrec.grpo.logprobs import completion_logprobs, naive_completion_lo
 from rl4rec.genrec.grpo.rollout import generate_rollouts, select_group
 from rl4rec.genrec.grpo.trainer import train_grpo
 from rl4rec.genrec.model import load_model_dir
-from rl4rec.genrec.sft import SFTConfig, load_sft_run, train_sft
+from rl4rec.genrec.artifacts import load_sft_run
+from rl4rec.genrec.sft import SFTConfig, train_sft
 
 BASE = ["progress=false", "threads=1", "tracking.backends=[]"]
 #: a deliberately under-trained SFT model: 300 steps, test HR@1 ~0.28 where ~0.9 is reachable

@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 __all__ = ["Predictions", "predict", "compute_metrics", "valid_subset", "validation_metrics", "evaluate_run", "baseline_results", "comparison_table", "EVAL_KS"]
 
 EVAL_KS = (1, 3, 5, 10, 20, 50)
-_REPO = Path(__file__).resolve().parents[3]
 
 
 @dataclass
@@ -183,12 +182,15 @@ def validation_metrics(model, tokenizer, trie, builder, examples: Sequence, *, b
 
 
 def baseline_results(dataset: str, train_recipe: str, split: str, rows: int, runs_dir: str | Path = "runs", bench_json: str | Path | None = None) -> list[dict[str, Any]]:
-    """Part-1 baseline numbers on the same split: the benchmark table (mean over its seeds), else
-    the finished ``train-baseline`` runs under ``runs_dir`` (mean per model). Rows whose dataset,
-    train recipe or row count differ are left out."""
+    """Part-1 baseline numbers on the same split: a benchmark table given as ``bench_json`` (mean
+    over its seeds, e.g. ``benchmarks/results/genrec_baselines.json``), and the finished
+    ``train-baseline`` runs under ``runs_dir`` (mean per model). Rows whose dataset, train recipe
+    or row count differ are left out."""
     out: list[dict[str, Any]] = []
-    bench = Path(bench_json) if bench_json else _REPO / "benchmarks" / "results" / "genrec_baselines.json"
-    if split == "test" and bench.is_file():
+    bench = Path(bench_json) if bench_json else None
+    if bench is not None and not bench.is_file():
+        raise FileNotFoundError(f"baselines file {bench} does not exist")
+    if split == "test" and bench is not None:
         for r in json.loads(bench.read_text()).get("rows", []):
             if r.get("dataset") == dataset and r.get("train_recipe") == train_recipe and r.get("test_rows") == rows:
                 metrics = {k: v["mean"] for k, v in r.items() if isinstance(v, dict) and "mean" in v and "@" in k}
@@ -242,17 +244,19 @@ def evaluate_run(
     max_rows: int = 0,
     progress: bool = True,
     threads: int = 0,
+    device: Any = "cpu",
+    baselines_file: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the ``which`` (best | last) model of an SFT run on ``split``; writes and returns the
-    results (see the module docstring)."""
-    from rl4rec.genrec.sft import load_sft_run
+    """Evaluate the ``which`` (best | last) model of an SFT run on ``split`` on ``device``; writes
+    and returns the results (see the module docstring)."""
+    from rl4rec.genrec.artifacts import load_sft_run
     from rl4rec.metrics.popularity import item_popularity
     from rl4rec.runs import atomic_write_text
     from rl4rec.seeding import apply_threads
 
     apply_threads(threads)
     loaded = load_sft_run(run, which, str(runs_dir))
-    run_dir, cfg, model, tok, meta, ds = loaded.run_dir, loaded.cfg, loaded.model, loaded.tokenizer, loaded.meta, loaded.dataset
+    run_dir, cfg, model, tok, meta, ds = loaded.run_dir, loaded.cfg, loaded.model.to(device), loaded.tokenizer, loaded.meta, loaded.dataset
     builder, trie = loaded.builder, loaded.trie
     examples = ds.split(split)
     if max_rows:
@@ -266,7 +270,7 @@ def evaluate_run(
         pred, [e.target_item_id for e in examples], trie.item_sid.numpy(), num_sids=trie.num_sids,
         histories=[e.history for e in examples], popularity=pop, popularity_groups=cfg.popularity_groups,
     )
-    baselines = baseline_results(ds.name, ds.train_recipe, split, len(examples), runs_dir=runs_dir)
+    baselines = baseline_results(ds.name, ds.train_recipe, split, len(examples), runs_dir=runs_dir, bench_json=baselines_file)
     result = {
         "run_dir": str(run_dir),
         "model": which,

@@ -212,11 +212,14 @@ def load_model(path: str | Path) -> SequentialRecommender:
     or a baseline run directory (its ``checkpoints/best.pt``)."""
     from rl4rec.runs import load_checkpoint
 
+    from rl4rec.runs import RunDir
+
     path = Path(path)
     if path.is_dir():
-        path = path / "checkpoints" / "best.pt"
+        path = RunDir(path).checkpoint("best")
     blob = load_checkpoint(path)
-    if "model_file" in blob:  # a run checkpoint wraps the model file's content
+    blob = blob.get("task", blob)  # a run checkpoint holds the task state ...
+    if "model_file" in blob:  # ... which wraps the model file's content
         blob = blob["model_file"]
     if blob.get("kind") not in MODELS:
         raise ValueError(f"{path}: not a saved baseline model (kind {blob.get('kind')!r})")

@@ -146,7 +146,7 @@ def train_grpo(cfg: GRPOCommon) -> dict[str, Any] | None:
     from rl4rec.genrec.evaluate import valid_subset
     from rl4rec.genrec.grpo.families import make_family
     from rl4rec.genrec.model import save_model_dir
-    from rl4rec.genrec.sft import load_sft_run
+    from rl4rec.genrec.artifacts import load_sft_run
     from rl4rec.naming import run_name
     from rl4rec.progress import track
     from rl4rec.runs import Run, atomic_write_text, set_rng_state
