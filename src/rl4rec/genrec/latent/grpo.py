@@ -30,9 +30,7 @@ and gradients are summed: 1 and N processes make the same update.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -40,8 +38,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from rl4rec.common import RunConfig
 from rl4rec.config import ConfigError, field
+from rl4rec.devices import all_gather_rows, sum_gradients
+from rl4rec.training import Task, TrainingConfig, default, fit, lr_lambda
 from rl4rec.genrec.latent.advantages import latent_advantages
 from rl4rec.genrec.latent.sft import LatentEvalConfig
 
@@ -68,11 +67,11 @@ class LatentRLConfig:
 
 
 @dataclass(frozen=True)
-class LatentGRPOConfig(RunConfig):
+class LatentGRPOConfig(TrainingConfig):
     """Noise-GRPO of the latent module (``rl4rec genrec latent-grpo``)."""
 
     NAME_KEYS = ("latent_rl.advantage", "latent_rl.estimator")
-    NAME_EXCLUDE = (*RunConfig.NAME_EXCLUDE, "init_from", "device", "micro_prompts", "stop_at_step", "eval.batch_size")
+    NAME_EXCLUDE = (*TrainingConfig.NAME_EXCLUDE, "init_from", "micro_prompts", "stop_at_step", "eval.batch_size")
 
     experiment: str = field("genrec-latent-grpo", "experiment name")
     init_from: str = field("", "the latent SFT run: folder, EXPERIMENT/NAME or a unique run name under runs_dir", short="")
@@ -83,18 +82,18 @@ class LatentGRPOConfig(RunConfig):
     micro_prompts: int = field(64, "prompts per forward chunk on a process (memory)", ge=1)
     epochs: int = field(1, "passes over the training prompts", ge=1)
     max_steps: int = field(0, "stop after this many optimizer steps (0 = epochs decide)", ge=0)
-    lr: float = field(5e-5, "AdamW learning rate of the latent module (kept in fp32)", gt=0.0)
-    weight_decay: float = field(0.0, "AdamW weight decay", ge=0.0, short="wd")
-    warmup_steps: int = field(10, "linear warm-up steps (the release: 200, longer than its 32-step runs)", ge=0)
-    schedule: Literal["linear", "cosine", "constant"] = field("cosine", "decay after warm-up")
-    grad_clip: float = field(1.0, "max gradient norm (0 = off)", ge=0.0)
-    eval_every: int = field(0, "validate every N steps (0 = at the end)", ge=0)
-    eval_at_start: bool = field(True, "validate the SFT model first (step 0), so 'best' is never worse than the start")
-    select_metric: str = field("ndcg@10", "validation metric selecting the best model")
+    lr: float = default(TrainingConfig, "lr", 5e-5, "AdamW learning rate of the latent module (kept in fp32)")
+    weight_decay: float = default(TrainingConfig, "weight_decay", 0.0)
+    warmup_steps: int = default(TrainingConfig, "warmup_steps", 10, "linear warm-up steps (the release: 200, longer than its 32-step runs)")
+    schedule: Literal["linear", "cosine", "constant"] = default(TrainingConfig, "schedule", "cosine")
+    grad_clip: float = default(TrainingConfig, "grad_clip", 1.0)
+    eval_every: int = default(TrainingConfig, "eval_every", 0, "validate every N steps (0 = at the end)")
+    eval_at_start: bool = default(TrainingConfig, "eval_at_start", True)
+    select_metric: str = default(TrainingConfig, "select_metric", "ndcg@10", "validation metric selecting the best model")
     eval: LatentEvalConfig = field(default_factory=LatentEvalConfig, help="validation / test decoding")
-    test_at_end: bool = field(True, "test the best model at the end")
-    device: Literal["auto", "cpu", "cuda"] = field("auto", "auto: CUDA when available")
-    stop_at_step: int = field(0, "tests: act as if SIGTERM arrived after this step (0 = never)", ge=0)
+    test_at_end: bool = default(TrainingConfig, "test_at_end", True)
+    device: Literal["auto", "cpu", "cuda"] = default(TrainingConfig, "device", "auto")
+    stop_at_step: int = default(TrainingConfig, "stop_at_step", 0)
 
     def check(self) -> None:
         super().check()
@@ -166,156 +165,105 @@ def estimator_loss(kind: str, logp: torch.Tensor, tmask: torch.Tensor, adv: torc
 # --------------------------------------------------------------------------- the run
 
 
-def _init_processes(device_name: str) -> tuple[int, int]:
-    """(rank, world size): under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is set up
-    here (NCCL on GPUs, gloo on CPU); a plain ``python``/``rl4rec`` call is one process."""
-    import os
+class LatentGRPOTask(Task):
+    """The latent module trained by noise-GRPO; the LM stays frozen (and in eval mode)."""
 
-    import torch.distributed as dist
+    def __init__(self, cfg: LatentGRPOConfig, run, dev):
+        from rl4rec.genrec.evaluate import valid_subset
+        from rl4rec.genrec.latent.evaluate import encode_prompts
+        from rl4rec.genrec.latent.model import load_latent_model
+        from rl4rec.genrec.latent.prompts import encode_target
+        from rl4rec.genrec.latent.sft import LatentSFTConfig, load_latent_data, sample_rows
+        from rl4rec.genrec.latent.titles import TitleTrie
+        from rl4rec.runs import RunDir, config_of, find_run
 
-    from rl4rec.genrec.grpo.distributed import _world
+        self.cfg, self.run, self.dev, self.rl = cfg, run, dev, cfg.latent_rl
+        self.sft_dir = sft_dir = find_run(Path(cfg.runs_dir), cfg.init_from)
+        sft_cfg = config_of(LatentSFTConfig, sft_dir)
+        if sft_cfg.latent.num_latents != 1:
+            raise ConfigError(f"noise-GRPO perturbs one latent vector; the SFT run {sft_dir.name} has num_latents={sft_cfg.latent.num_latents}")
+        if dev.is_main:
+            run.layout.write_init_run(sft_dir, cfg.init_which)
+        self.data = data = load_latent_data(sft_cfg)
+        ds = data.ds
+        self.llm, self.tok, meta = load_latent_model(RunDir(sft_dir).model(cfg.init_which))
+        self.llm.to(dev.device)
+        for p in self.llm.lm.parameters():
+            p.requires_grad_(False)
+        self.trie = TitleTrie.from_index(data.index, self.tok).to(dev.device)
+        self.train_rows = train = sample_rows(ds.train, cfg.sample, cfg.seed)
+        self.prompts = encode_prompts(train, ds.catalog, self.tok, data.c, data.template, sft_cfg.max_len)
+        self.targets = [encode_target(self.tok, ds.catalog.title(ex.target_item_id)) for ex in train]
+        self.steps_per_epoch = max(1, len(train) // cfg.prompts_per_step)  # the last partial step is dropped
+        self.total_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
+        self.eval_every = cfg.eval_every or self.total_steps
+        self.name, self.select_key = f"latent-grpo {ds.name}", f"valid/{cfg.select_metric}"
+        self.valid = valid_subset(ds.valid, cfg.eval.rows)
+        self.params = list(self.llm.latent.parameters())
+        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg.warmup(self.total_steps), cfg.schedule, self.total_steps))
+        self.noise_gen = torch.Generator().manual_seed(cfg.seed * 1000 + 17)
+        rl = self.rl
+        self.meta = {**meta, "grpo": {"init_from": str(sft_dir), **{k: getattr(rl, k) for k in rl.__dataclass_fields__}}}
+        self.eval_view = EvalView(cfg.eval, sft_cfg.max_len, cfg.progress, cfg.device)
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        cuda = torch.cuda.is_available() and device_name != "cpu"
-        if cuda:
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if cuda else "gloo")
-    return _world()
+    def train_step(self, step: int) -> dict[str, float]:
+        cfg, dev = self.cfg, self.dev
+        self.llm.eval()  # dropout off: rewards and loss must see the same function
+        epoch, pos = divmod(step - 1, self.steps_per_epoch)
+        order = np.random.default_rng([cfg.seed, epoch, 11]).permutation(len(self.train_rows))
+        step_rows = order[pos * cfg.prompts_per_step : (pos + 1) * cfg.prompts_per_step]
+        mine = np.arange(len(step_rows))[dev.rank :: dev.world]  # positions in the step's global order
+        metrics = grpo_step(self.llm, self.rl, cfg, step_rows, mine, self.prompts, self.targets, self.tok.pad_token_id, dev.device,
+                            self.noise_gen, self.opt, self.params, all_gather_rows, sum_gradients)
+        self.sched.step()
+        return {**metrics, "train/lr": self.sched.get_last_lr()[0]}
+
+    def validate(self, step: int) -> dict[str, float]:
+        from rl4rec.genrec.latent.sft import evaluate_split
+
+        res = evaluate_split(self.llm, self.tok, self.data, self.trie, self.valid, self.eval_view, desc="valid")
+        return {f"valid/{k}": v for k, v in res["metrics"].items() if isinstance(v, (int, float))}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"latent": self.llm.latent.state_dict(), "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                "noise_rng": self.noise_gen.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.llm.latent.load_state_dict(state["latent"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.noise_gen.set_state(state["noise_rng"])
+
+    def save_models(self, step: int, best: bool, metrics: dict[str, float] | None) -> None:
+        from rl4rec.genrec.latent.model import save_latent_model
+
+        save_latent_model(self.llm, self.tok, self.run.layout.model("last"), {**self.meta, "step": step})
+        if best:
+            save_latent_model(self.llm, self.tok, self.run.layout.model("best"), {**self.meta, "step": step, "valid": metrics})
+
+    def summary(self) -> dict[str, Any]:
+        rl = self.rl
+        return {
+            "dataset": self.data.ds.name,
+            "init_from": str(self.sft_dir),
+            "latent_rl": {k: getattr(rl, k) for k in rl.__dataclass_fields__},
+            "prompts": len(self.train_rows),
+        }
+
+    def test(self, loop: dict[str, Any]) -> dict[str, Any]:
+        from rl4rec.genrec.latent.sft import test_metrics_to_log, test_run
+
+        out = test_run(self.run.dir, self.eval_view, self.data, which="best")
+        self.run.log_metrics(test_metrics_to_log(out), self.total_steps)
+        return out
 
 
 def train_latent_grpo(cfg: LatentGRPOConfig) -> dict[str, Any] | None:
     """Train the latent module with noise-GRPO; returns the results (``None`` when stopped)."""
-    from rl4rec.genrec.evaluate import valid_subset
-    from rl4rec.genrec.grpo.distributed import all_gather_rows, sum_gradients
-    from rl4rec.genrec.grpo.trainer import _any_process, _FollowerRun
-    from rl4rec.genrec.latent.evaluate import encode_prompts
-    from rl4rec.genrec.latent.model import load_latent_model, save_latent_model
-    from rl4rec.genrec.latent.prompts import encode_target
-    from rl4rec.genrec.latent.sft import (
-        LatentSFTConfig,
-        evaluate_split,
-        load_latent_data,
-        pick_device,
-        sample_rows,
-        test_metrics_to_log,
-        test_run,
-    )
-    from rl4rec.genrec.latent.titles import TitleTrie
-    from rl4rec.genrec.sft import _lr_lambda
-    from rl4rec.naming import run_name
-    from rl4rec.progress import track
-    from rl4rec.runs import Run, atomic_write_text, config_of, find_run, set_rng_state
-
     if not cfg.init_from:
         raise ConfigError("init_from: name the latent SFT run to start from (rl4rec genrec latent-sft ...)")
-    rank, world = _init_processes(cfg.device)
-    t_start = time.perf_counter()
-    sft_dir = find_run(Path(cfg.runs_dir), cfg.init_from)
-    sft_cfg = config_of(LatentSFTConfig, sft_dir)
-    if sft_cfg.latent.num_latents != 1:
-        raise ConfigError(f"noise-GRPO perturbs one latent vector; the SFT run {sft_dir.name} has num_latents={sft_cfg.latent.num_latents}")
-    rl = cfg.latent_rl
-    # one process writes the run; the others read its resume state and write nothing
-    opened = Run(cfg, key_metric=f"valid/{cfg.select_metric}") if rank == 0 else None
-    if world > 1:
-        torch.distributed.barrier()
-    with opened if opened is not None else _FollowerRun(cfg, Path(cfg.runs_dir) / cfg.experiment / (cfg.run_name or run_name(cfg))) as run:
-        if rank == 0:
-            atomic_write_text(run.dir / "init_run.json", json.dumps({"run_dir": str(sft_dir.resolve()), "which": cfg.init_which}))
-        data = load_latent_data(sft_cfg)
-        ds = data.ds
-        device = pick_device(cfg.device)
-        if device.type == "cuda" and world > 1:
-            device = torch.device("cuda", torch.cuda.current_device())
-        llm, tok, meta = load_latent_model(sft_dir / "model" / cfg.init_which)
-        llm.to(device)
-        for p in llm.lm.parameters():
-            p.requires_grad_(False)
-        trie = TitleTrie.from_index(data.index, tok).to(device)
-        train = sample_rows(ds.train, cfg.sample, cfg.seed)
-        prompts = encode_prompts(train, ds.catalog, tok, data.c, data.template, sft_cfg.max_len)
-        targets = [encode_target(tok, ds.catalog.title(ex.target_item_id)) for ex in train]
-        steps_per_epoch = max(1, len(train) // cfg.prompts_per_step)  # the last partial step is dropped
-        total = cfg.max_steps or cfg.epochs * steps_per_epoch
-        valid = valid_subset(ds.valid, cfg.eval.rows)
-        params = list(llm.latent.parameters())
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total))
-        noise_gen = torch.Generator().manual_seed(cfg.seed * 1000 + 17)
-        state: dict[str, Any] = {"best": -1.0, "best_step": 0, "train_s": 0.0}
-        if run.resume_state is not None:
-            llm.latent.load_state_dict(run.resume_state["latent"])
-            opt.load_state_dict(run.resume_state["optimizer"])
-            sched.load_state_dict(run.resume_state["scheduler"])
-            noise_gen.set_state(run.resume_state["noise_rng"])
-            state.update({k: run.resume_state[k] for k in state})
-            set_rng_state(run.resume_state["rng"])
-        meta = {**meta, "grpo": {"init_from": str(sft_dir), **{k: getattr(rl, k) for k in rl.__dataclass_fields__}}}
-
-        eval_view = EvalView(cfg.eval, sft_cfg.max_len, cfg.progress, cfg.device)
-
-        def ckpt() -> dict[str, Any]:
-            return {"latent": llm.latent.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "noise_rng": noise_gen.get_state(), **state}
-
-        def validate(step: int) -> dict[str, float]:
-            metrics = {f"valid/{k}": v for k, v in evaluate_split(llm, tok, data, trie, valid, eval_view, desc="valid")["metrics"].items() if isinstance(v, (int, float))}
-            run.log_metrics(metrics, step)
-            log.info("step %d/%d valid %s", step, total, " ".join(f"{k[6:]}={v:.4f}" for k, v in metrics.items() if "@" in k and "ci95" not in k))
-            return metrics
-
-        if run.start_step == 0 and cfg.eval_at_start and rank == 0:  # validation and saving: the main process
-            m = validate(0)
-            state.update(best=m[f"valid/{cfg.select_metric}"], best_step=0)
-            save_latent_model(llm, tok, run.dir / "model" / "best", {**meta, "step": 0, "valid": m})
-        llm.eval()  # dropout off: rewards and loss must see the same function
-        for step in track(range(run.start_step + 1, total + 1), desc=f"latent-grpo {ds.name}", enabled=cfg.progress, unit="step"):
-            if _any_process(run.stop_requested, device):  # SIGTERM reached any process: all stop
-                run._stop = True
-                run.save_checkpoint(ckpt(), step - 1)
-                run.check_stop()
-            t0 = time.perf_counter()
-            epoch, pos = divmod(step - 1, steps_per_epoch)
-            order = np.random.default_rng([cfg.seed, epoch, 11]).permutation(len(train))
-            step_rows = order[pos * cfg.prompts_per_step : (pos + 1) * cfg.prompts_per_step]
-            mine = np.arange(len(step_rows))[rank::world]  # positions in the step's global order
-            metrics = grpo_step(llm, rl, cfg, step_rows, mine, prompts, targets, tok.pad_token_id, device, noise_gen, opt, params, all_gather_rows, sum_gradients)
-            sched.step()
-            state["train_s"] += time.perf_counter() - t0
-            if step % cfg.tracking.log_every == 0:
-                run.log_metrics({**metrics, "train/lr": sched.get_last_lr()[0]}, step)
-            if (cfg.eval_every and step % cfg.eval_every == 0) or step == total:
-                is_best = False
-                if rank == 0:
-                    m = validate(step)
-                    if m[f"valid/{cfg.select_metric}"] > state["best"]:
-                        state.update(best=m[f"valid/{cfg.select_metric}"], best_step=step)
-                        is_best = True
-                        save_latent_model(llm, tok, run.dir / "model" / "best", {**meta, "step": step, "valid": m})
-                    save_latent_model(llm, tok, run.dir / "model" / "last", {**meta, "step": step})
-                run.save_checkpoint(ckpt(), step, best=is_best)
-            if cfg.stop_at_step == step and step < total:
-                run.save_checkpoint(ckpt(), step)
-                run._stop = True
-                run.check_stop()
-        result: dict[str, Any] = {
-            "dataset": ds.name,
-            "seed": cfg.seed,
-            "init_from": str(sft_dir),
-            "latent_rl": {k: getattr(rl, k) for k in rl.__dataclass_fields__},
-            "prompts": len(train),
-            "steps": total,
-            "best_step": int(state["best_step"]),
-            "best_valid": {cfg.select_metric: state["best"]},
-            "train_s": float(state["train_s"]),
-            "run_dir": str(run.dir),
-        }
-        if cfg.test_at_end and rank == 0:
-            result.update(test_run(run.dir, eval_view, data, which="best"))
-            run.log_metrics(test_metrics_to_log(result), total)
-        result["wall_s"] = time.perf_counter() - t_start
-        run.write_result("test_results.json", result)
-        return result
+    return fit(cfg, lambda run, dev: LatentGRPOTask(cfg, run, dev), key_metric=f"valid/{cfg.select_metric}")
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rl4rec.common import RunConfig
 from rl4rec.config import ConfigError, field, to_dict
+from rl4rec.devices import resolve_device
+from rl4rec.training import Task, TrainingConfig, default, fit, lr_lambda
 from rl4rec.genrec.latent.prompts import LatentPromptConfig
 from rl4rec.genrec.model import ModelConfig
 from rl4rec.genrec.tokenizer import TokenizerConfig
@@ -79,11 +80,11 @@ def load_latent_data(cfg) -> LatentData:
 
 
 @dataclass(frozen=True)
-class LatentSFTConfig(RunConfig):
+class LatentSFTConfig(TrainingConfig):
     """SFT of a latent-reasoning title recommender (``rl4rec genrec latent-sft``)."""
 
     NAME_KEYS = ("dataset", "model.preset")
-    NAME_EXCLUDE = (*RunConfig.NAME_EXCLUDE, "data_dir", "device", "stop_at_step", "eval.batch_size")
+    NAME_EXCLUDE = (*TrainingConfig.NAME_EXCLUDE, "data_dir", "stop_at_step", "eval.batch_size")
 
     experiment: str = field("genrec-latent-sft", "experiment name")
     dataset: str = field("CDs_and_Vinyl", "category name or folder", short="")
@@ -101,32 +102,24 @@ class LatentSFTConfig(RunConfig):
     max_steps: int = field(0, "stop after this many optimizer steps (0 = epochs decide)", ge=0)
     batch_size: int = field(32, "rows per optimizer step", ge=1, short="bs")
     micro_batch: int = field(0, "rows per forward/backward chunk, gradients accumulated (0 = the whole batch; memory only)", ge=0)
-    lr: float = field(1e-3, "AdamW peak learning rate (from scratch ~1e-3; full fine-tuning of a pretrained LM 1e-5..5e-5)", gt=0.0)
-    weight_decay: float = field(0.0, "AdamW weight decay", ge=0.0, short="wd")
-    warmup_steps: int = field(20, "linear warm-up steps", ge=0)
-    schedule: Literal["linear", "cosine", "constant"] = field("linear", "decay after warm-up")
-    grad_clip: float = field(1.0, "max gradient norm (0 = off)", ge=0.0)
-    mixed_precision: Literal["no", "bf16"] = field("no", "bf16: autocast the forward passes, fp32 master weights and optimizer (the spec's recommended preset; the release kept bf16 weights)")
-    eval_every: int = field(0, "validate every N steps (0 = at the end of each epoch)", ge=0)
-    select_metric: str = field("ndcg@10", "validation metric selecting the best model (hr@K | ndcg@K)")
-    patience: int = field(0, "stop after this many validations without improvement (0 = never; the release: 1)", ge=0)
-    test_at_end: bool = field(True, "test the best model on the test file at the end")
-    device: Literal["auto", "cpu", "cuda"] = field("auto", "auto: CUDA when available")
-    stop_at_step: int = field(0, "tests: act as if SIGTERM arrived after this step (0 = never)", ge=0)
+    lr: float = default(TrainingConfig, "lr", 1e-3, "AdamW peak learning rate (from scratch ~1e-3; full fine-tuning of a pretrained LM 1e-5..5e-5)")
+    weight_decay: float = default(TrainingConfig, "weight_decay", 0.0)
+    warmup_steps: int = default(TrainingConfig, "warmup_steps", 20)
+    schedule: Literal["linear", "cosine", "constant"] = default(TrainingConfig, "schedule", "linear")
+    grad_clip: float = default(TrainingConfig, "grad_clip", 1.0)
+    mixed_precision: Literal["no", "bf16", "fp16"] = default(TrainingConfig, "mixed_precision", "no", "bf16: autocast the forward passes, fp32 master weights and optimizer (the spec's recommended preset; the release kept bf16 weights)")
+    eval_every: int = default(TrainingConfig, "eval_every", 0, "validate every N steps (0 = at the end of each epoch)")
+    select_metric: str = default(TrainingConfig, "select_metric", "ndcg@10", "validation metric selecting the best model (hr@K | ndcg@K)")
+    patience: int = default(TrainingConfig, "patience", 0, "stop after this many validations without improvement (0 = never; the release: 1)")
+    test_at_end: bool = default(TrainingConfig, "test_at_end", True)
+    device: Literal["auto", "cpu", "cuda"] = default(TrainingConfig, "device", "auto")
+    stop_at_step: int = default(TrainingConfig, "stop_at_step", 0)
 
     def check(self) -> None:
         super().check()
         name, _, k = self.select_metric.partition("@")
         if name not in ("hr", "ndcg") or not k.isdigit() or int(k) > self.eval.beams:
             raise ConfigError(f"select_metric: {self.select_metric!r} must look like ndcg@10 or hr@5 with K <= eval.beams ({self.eval.beams})")
-
-
-def pick_device(name: str):
-    import torch
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device=cuda but no CUDA device is visible")
-    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
 
 
 def sample_rows(rows: list, n: int, seed: int) -> list:
@@ -186,126 +179,113 @@ def build_latent_model(cfg: LatentSFTConfig, data: LatentData, tok_dir: Path, re
     return llm, tok, meta
 
 
-def train_latent_sft(cfg: LatentSFTConfig) -> dict[str, Any] | None:
-    """Train, validate, test; returns the results (``None`` when stopped by SIGTERM)."""
-    import torch
+class LatentSFTTask(Task):
+    """LM + latent module on title generation; rows of a batch split over processes, the loss
+    weighted by each chunk's share of the batch's title tokens (so chunks and processes add up to
+    the batch mean)."""
 
-    from rl4rec.genrec.evaluate import valid_subset
-    from rl4rec.genrec.latent.evaluate import encode_prompts
-    from rl4rec.genrec.latent.model import save_latent_model
-    from rl4rec.genrec.latent.prompts import encode_target
-    from rl4rec.genrec.latent.titles import TitleTrie
-    from rl4rec.genrec.sft import _lr_lambda, epoch_batches
-    from rl4rec.progress import track
-    from rl4rec.runs import Run, set_rng_state
+    def __init__(self, cfg: LatentSFTConfig, run, dev):
+        import torch
 
-    t_start = time.perf_counter()
-    with Run(cfg, key_metric=f"valid/{cfg.select_metric}") as run:
-        data = load_latent_data(cfg)
+        from rl4rec.genrec.evaluate import valid_subset
+        from rl4rec.genrec.latent.evaluate import encode_prompts
+        from rl4rec.genrec.latent.prompts import encode_target
+        from rl4rec.genrec.latent.titles import TitleTrie
+        from rl4rec.genrec.sft import epoch_batches
+
+        self.cfg, self.run, self.dev = cfg, run, dev
+        self.data = data = load_latent_data(cfg)
         ds = data.ds
-        device = pick_device(cfg.device)
-        llm, tok, meta = build_latent_model(cfg, data, run.dir / "tokenizer", run.resume_state is not None)
-        llm.to(device)
-        trie = TitleTrie.from_index(data.index, tok).to(device)
+        if not dev.is_main:
+            dev.wait()  # the main process writes the tokenizer first
+        self.llm, self.tok, self.meta = build_latent_model(cfg, data, run.layout.tokenizer, run.resume_state is not None or not dev.is_main)
+        if dev.is_main:
+            dev.wait()
+        self.llm.to(dev.device)
+        self.trie = TitleTrie.from_index(data.index, self.tok).to(dev.device)
         train = sample_rows(ds.train, cfg.sample, cfg.seed)
         if not train:
             raise ValueError(f"{ds.name}: no training rows with recipe {ds.train_recipe}")
-        prompts = encode_prompts(train, ds.catalog, tok, data.c, data.template, cfg.max_len)
-        targets = [encode_target(tok, ds.catalog.title(ex.target_item_id)) for ex in train]
-        lengths = np.asarray([len(p) + len(t) for p, t in zip(prompts, targets, strict=True)])
-        log.info("latent SFT %s: %d rows, %.1f prompt + %.1f title tokens per row, %s, trie %r", ds.name, len(train), np.mean([len(p) for p in prompts]), np.mean([len(t) for t in targets]), f"{cfg.latent.num_latents} latent(s)", trie)
-        steps_per_epoch = len(epoch_batches(cfg.seed, 0, [len(train)], [1.0], lengths, cfg.batch_size))
-        total = cfg.max_steps or cfg.epochs * steps_per_epoch
-        eval_every = cfg.eval_every or steps_per_epoch
-        valid = valid_subset(ds.valid, cfg.eval.rows)
+        self.train_rows = train
+        self.prompts = prompts = encode_prompts(train, ds.catalog, self.tok, data.c, data.template, cfg.max_len)
+        self.targets = targets = [encode_target(self.tok, ds.catalog.title(ex.target_item_id)) for ex in train]
+        self.lengths = np.asarray([len(p) + len(t) for p, t in zip(prompts, targets, strict=True)])
+        log.info("latent SFT %s: %d rows, %.1f prompt + %.1f title tokens per row, %s, trie %r", ds.name, len(train), np.mean([len(p) for p in prompts]),
+                 np.mean([len(t) for t in targets]), f"{cfg.latent.num_latents} latent(s)", self.trie)
+        self._epoch_batches = lambda epoch: epoch_batches(cfg.seed, epoch, [len(train)], [1.0], self.lengths, cfg.batch_size)
+        self.steps_per_epoch = len(self._epoch_batches(0))
+        self.total_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
+        self.eval_every = cfg.eval_every or self.steps_per_epoch
+        self.name, self.select_key = f"latent-sft {ds.name}", f"valid/{cfg.select_metric}"
+        self.valid = valid_subset(ds.valid, cfg.eval.rows)
+        self.params = [p for p in self.llm.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg.warmup(self.total_steps), cfg.schedule, self.total_steps))
+        self._epoch, self._batches = -1, []
 
-        opt = torch.optim.AdamW([p for p in llm.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total))
-        state: dict[str, Any] = {"best": -1.0, "best_step": 0, "train_s": 0.0, "bad": 0, "last_step": run.start_step}
-        if run.resume_state is not None:
-            llm.load_state_dict(run.resume_state["model"])
-            opt.load_state_dict(run.resume_state["optimizer"])
-            sched.load_state_dict(run.resume_state["scheduler"])
-            state.update({k: run.resume_state[k] for k in state})
-            set_rng_state(run.resume_state["rng"])
+    def train_step(self, step: int) -> dict[str, float]:
+        cfg, dev = self.cfg, self.dev
+        epoch, pos = divmod(step - 1, self.steps_per_epoch)
+        if epoch != self._epoch:
+            self._batches, self._epoch = self._epoch_batches(epoch), epoch
+        batch = self._batches[pos]
+        mine = batch[dev.rank :: dev.world]
+        self.llm.train()
+        self.opt.zero_grad(set_to_none=True)
+        n_tok, loss = sum(len(self.targets[i]) for i in batch), 0.0
+        chunks = np.array_split(mine, -(-len(mine) // (cfg.micro_batch or len(mine)))) if len(mine) else []
+        for chunk in chunks:
+            ids, mask, tg, tm = collate([self.prompts[i] for i in chunk], [self.targets[i] for i in chunk], self.tok.pad_token_id, dev.device)
+            with dev.autocast():
+                part = self.llm.answer_loss(ids, mask, tg, tm) * (int(tm.sum()) / n_tok)  # token-weighted: chunks add up to the batch mean
+            dev.backward(part)
+            loss += float(part.detach())
+        if dev.world > 1:
+            from rl4rec.devices import mean_over_processes
 
-        def ckpt() -> dict[str, Any]:
-            return {"model": llm.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), **state}
+            loss = mean_over_processes({"l": loss}, dev.device)["l"] * dev.world
+        grad_norm = dev.step(self.opt, self.params, cfg.grad_clip)
+        self.sched.step()
+        return {"train/loss": loss, "train/grad_norm": grad_norm, "train/lr": self.sched.get_last_lr()[0], "train/epoch": step / self.steps_per_epoch}
 
-        def validate() -> dict[str, float]:
-            res = evaluate_split(llm, tok, data, trie, valid, cfg, desc="valid")
-            return {f"valid/{k}": v for k, v in res["metrics"].items() if isinstance(v, (int, float))}
+    def validate(self, step: int) -> dict[str, float]:
+        res = evaluate_split(self.llm, self.tok, self.data, self.trie, self.valid, self.cfg, desc="valid")
+        return {f"valid/{k}": v for k, v in res["metrics"].items() if isinstance(v, (int, float))}
 
-        llm.train()
-        batches, batches_epoch = None, -1
-        for step in track(range(run.start_step + 1, total + 1), desc=f"latent-sft {ds.name}", enabled=cfg.progress, unit="step"):
-            if run.stop_requested:
-                run.save_checkpoint(ckpt(), step - 1)
-                run.check_stop()
-            t0 = time.perf_counter()
-            epoch, pos = divmod(step - 1, steps_per_epoch)
-            if epoch != batches_epoch:
-                batches, batches_epoch = epoch_batches(cfg.seed, epoch, [len(train)], [1.0], lengths, cfg.batch_size), epoch
-            batch = batches[pos]
-            opt.zero_grad(set_to_none=True)
-            n_tok, loss = sum(len(targets[i]) for i in batch), 0.0
-            for chunk in np.array_split(batch, -(-len(batch) // (cfg.micro_batch or len(batch)))):
-                ids, mask, tg, tm = collate([prompts[i] for i in chunk], [targets[i] for i in chunk], tok.pad_token_id, device)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision == "bf16"):
-                    part = llm.answer_loss(ids, mask, tg, tm) * (int(tm.sum()) / n_tok)  # token-weighted: chunks add up to the batch mean
-                part.backward()
-                loss += float(part.detach())
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(llm.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            state["train_s"] += time.perf_counter() - t0
-            if step % cfg.tracking.log_every == 0:
-                run.log_metrics({"train/loss": loss, "train/lr": sched.get_last_lr()[0], "train/epoch": step / steps_per_epoch}, step)
-            is_best = False
-            if step % eval_every == 0 or step == total:
-                metrics = validate()
-                if metrics[f"valid/{cfg.select_metric}"] > state["best"]:
-                    state.update(best=metrics[f"valid/{cfg.select_metric}"], best_step=step, bad=0)
-                    is_best = True
-                else:
-                    state["bad"] += 1
-                run.log_metrics(metrics, step)
-                log.info("step %d/%d valid %s", step, total, " ".join(f"{k[6:]}={v:.4f}" for k, v in metrics.items() if "@" in k and "ci95" not in k))
-                llm.train()
-                run.save_checkpoint(ckpt(), step, best=is_best)
-                save_latent_model(llm, tok, run.dir / "model" / "last", {**meta, "step": step})
-                if is_best:
-                    save_latent_model(llm, tok, run.dir / "model" / "best", {**meta, "step": step, "valid": metrics})
-            state["last_step"] = step
-            if cfg.stop_at_step == step and step < total:
-                run.save_checkpoint(ckpt(), step)
-                run._stop = True  # the test hook: what the SIGTERM handler does
-                run.check_stop()
-            if cfg.patience and state["bad"] >= cfg.patience:
-                log.info("early stop at step %d: %d validations without improvement", step, state["bad"])
-                break
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.llm.state_dict(), "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict()}
 
-        result: dict[str, Any] = {
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.llm.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+
+    def save_models(self, step: int, best: bool, metrics: dict[str, float] | None) -> None:
+        from rl4rec.genrec.latent.model import save_latent_model
+
+        save_latent_model(self.llm, self.tok, self.run.layout.model("last"), {**self.meta, "step": step})
+        if best:
+            save_latent_model(self.llm, self.tok, self.run.layout.model("best"), {**self.meta, "step": step, "valid": metrics})
+
+    def summary(self) -> dict[str, Any]:
+        ds = self.data.ds
+        return {
             "dataset": ds.name,
             "train_recipe": ds.train_recipe,
-            "seed": cfg.seed,
-            "num_latents": cfg.latent.num_latents,
-            "rows": {"train": len(train), "valid": len(ds.valid), "test": len(ds.test)},
-            "steps": int(state["last_step"]),
-            "steps_planned": total,
-            "best_step": int(state["best_step"]),
-            "best_valid": {cfg.select_metric: state["best"]},
-            "params": meta["params"],
-            "train_s": float(state["train_s"]),
-            "run_dir": str(run.dir),
+            "num_latents": self.cfg.latent.num_latents,
+            "rows": {"train": len(self.train_rows), "valid": len(ds.valid), "test": len(ds.test)},
+            "params": self.meta["params"],
         }
-        if cfg.test_at_end:
-            result.update(test_run(run.dir, cfg, data, which="best"))
-            run.log_metrics(test_metrics_to_log(result), total)
-        result["wall_s"] = time.perf_counter() - t_start
-        run.write_result("test_results.json", result)
-        return result
+
+    def test(self, loop: dict[str, Any]) -> dict[str, Any]:
+        out = test_run(self.run.dir, self.cfg, self.data, which="best")
+        self.run.log_metrics(test_metrics_to_log(out), self.total_steps)
+        return out
+
+
+def train_latent_sft(cfg: LatentSFTConfig) -> dict[str, Any] | None:
+    """Train, validate, test; returns the results (``None`` when stopped by SIGTERM)."""
+    return fit(cfg, lambda run, dev: LatentSFTTask(cfg, run, dev), key_metric=f"valid/{cfg.select_metric}")
 
 
 def evaluate_split(llm, tok, data: LatentData, trie, rows, cfg, *, groups=None, desc: str = "decode") -> dict[str, Any]:
@@ -328,7 +308,7 @@ def test_run(run_dir: Path, cfg, data: LatentData, which: str = "best", ranks_fi
 
     ds = data.ds
     llm, tok, _ = load_latent_model(Path(run_dir) / "model" / which)
-    llm.to(pick_device(cfg.device))
+    llm.to(resolve_device(cfg.device))
     trie = TitleTrie.from_index(data.index, tok).to(llm.lm.device)
     rows = valid_subset(ds.test, cfg.eval.test_rows) if cfg.eval.test_rows else list(ds.test)
     groups = row_groups(ds.train, rows, ds.num_items, n_groups=cfg.eval.popularity_groups, by=cfg.eval.group_by)
