@@ -93,7 +93,7 @@ def install_missing(wheel_dir: Path) -> int:
         sys.path.insert(0, str(site))
     need = missing(PURE_DEPS)
     for dist in missing(STACK_DEPS):
-        print(f"gpu-check: warning: {dist} does not import with {sys.executable}; it has no pure wheel in {wheel_dir}/, "
+        print(f"gpu-check: warning: {dist} does not import with {sys.executable}; it must come preinstalled (no wheel of it is brought in {wheel_dir}/), "
               "so the stages needing it will fail", file=sys.stderr)
     if not need:
         print("gpu-check: every pure-Python dependency imports")
@@ -143,7 +143,7 @@ def check_wheels(wheel_dir: Path) -> int:
         print(f"gpu-wheels: not pure: {bad}; absent: {absent}", file=sys.stderr)
         return 1
     print(f"gpu-wheels: {len(wheels)} pure wheels in {wheel_dir}/ ({', '.join(PURE_DEPS.values())}); "
-          f"not provided (compiled, must come with the CUDA stack): {', '.join(STACK_DEPS.values())}")
+          f"not provided (compiled or part of the CUDA stack; must be preinstalled): {', '.join(STACK_DEPS.values())}")
     return 0
 
 
@@ -179,7 +179,8 @@ def build_stages(out: Path, device: str, mp: str, threads: int, device_keys: boo
     def dev(lm: bool = False) -> list[str]:
         if not device_keys:
             return []
-        return [f"device={device}", *([f"mixed_precision={mp}"] if lm else [])]
+        # 'no' quoted: a bare `no` is YAML's false, which the Literal["no", "bf16", "fp16"] key rejects
+        return [f"device={device}", *([f"mixed_precision={mp!r}" if mp == "no" else f"mixed_precision={mp}"] if lm else [])]
 
     def common(name: str) -> list[str]:
         return [f"runs_dir={runs / name}", "experiment=gpu-check", f"run_name={name}", "progress=false",
@@ -294,6 +295,10 @@ def find_result(runs_dir: Path) -> Path | None:
     return None
 
 
+def _clip(text: str, n: int = 1500) -> str:
+    return text if len(text) <= n else text[: n // 3] + " ... " + text[-(2 * n) // 3:]
+
+
 def _tail(path: Path, lines: int = 6) -> str:
     try:
         text = path.read_text(errors="replace").splitlines()
@@ -302,8 +307,8 @@ def _tail(path: Path, lines: int = 6) -> str:
     kept = [t for t in text if t.strip() and "%|" not in t]
     for i in range(len(kept) - 1, -1, -1):  # a traceback: its last line says the most
         if kept[i].startswith(("rl4rec: ", "Traceback")) or "Error" in kept[i].split(":")[0]:
-            return " | ".join(kept[i:][-lines:])[-1500:]
-    return " | ".join(kept[-lines:])[-1500:]
+            return _clip(" | ".join(kept[i:][-lines:]))
+    return _clip(" | ".join(kept[-lines:]))
 
 
 def _json_from_stdout(path: Path) -> dict | None:
@@ -451,7 +456,8 @@ def print_table(records: list[dict]) -> None:
         fin = {True: "yes", False: "NO"}.get(r.get("finite"), "-")
         probs = "; ".join(r.get("problems", [])) or ""
         if r.get("error") and r.get("status") != "ok":
-            probs += f" :: {r['error'][-300:]}"
+            err = r["error"].split(" | ")[-1]
+            probs += f" :: {err[:240]}"
         print(f"{r['name']:<24} {r['status']:<8} {str(r.get('rc', '-')):>4} {r.get('wall_s', 0):>7.1f}  {dev:<8} {fin:<6} {probs}")
 
 

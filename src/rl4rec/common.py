@@ -33,6 +33,8 @@ class RunConfig:
     default follows, then the seed.
     """
 
+    SHARED_KEYS: ClassVar[bool] = True  # see rl4rec.config._name_order
+
     NAME_KEYS: ClassVar[tuple[str, ...]] = ()
     #: keys never used in run names (bookkeeping, not the experiment's substance)
     NAME_EXCLUDE: ClassVar[tuple[str, ...]] = (

@@ -358,18 +358,21 @@ def diff_from_defaults(cfg: Any) -> list[tuple[str, Any, dataclasses.Field]]:
 
 
 def _name_order(cls: type) -> list[dataclasses.Field]:
-    """Fields in the order the most derived class writes them, then the inherited ones.
+    """Fields in declaration order, where keys of the shared base configs (classes whose own
+    ``SHARED_KEYS`` is true: the run and training keys) stand where a pipeline's class writes them
+    (re-annotated to change a default), else after the pipeline's own keys.
 
-    A pipeline config that changes a shared key's default (re-annotating it in place) keeps that
-    key where it stands in its own source, so run names do not depend on which base class first
-    declared a key.
+    So run names depend on what a pipeline declares, not on which base class first declared a key.
     """
     fields = {f.name: f for f in dataclasses.fields(cls)}
     order: list[str] = []
-    for klass in cls.__mro__:
-        for name in getattr(klass, "__annotations__", {}):
+    for klass in reversed(cls.__mro__):
+        if klass.__dict__.get("SHARED_KEYS", False):
+            continue
+        for name in klass.__dict__.get("__annotations__", {}):
             if name in fields and name not in order:
                 order.append(name)
+    order += [n for n in fields if n not in order]
     return [fields[n] for n in order]
 
 

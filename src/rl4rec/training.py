@@ -40,6 +40,8 @@ __all__ = ["LoopConfig", "TrainingConfig", "Task", "fit", "default", "lr_lambda"
 class LoopConfig(RunConfig):
     """Keys of the one loop and the device layer, shared by every training pipeline."""
 
+    SHARED_KEYS: ClassVar[bool] = True  # see rl4rec.config._name_order
+
     #: where a run computes is not what it computes (mixed precision is, and stays in names)
     NAME_EXCLUDE = (*RunConfig.NAME_EXCLUDE, "device")
 
@@ -64,6 +66,8 @@ class LoopConfig(RunConfig):
 @dataclass(frozen=True)
 class TrainingConfig(LoopConfig):
     """:class:`LoopConfig` plus the optimizer and schedule keys of gradient-trained pipelines."""
+
+    SHARED_KEYS: ClassVar[bool] = True  # see rl4rec.config._name_order
 
     lr: float = field(1e-3, "peak learning rate", gt=0.0)
     weight_decay: float = field(0.0, "weight decay", ge=0.0, short="wd")

@@ -11,10 +11,10 @@ import torch
 
 from rl4rec.cli import main
 from rl4rec.config import ConfigError, apply_overrides
+from rl4rec.genrec.artifacts import load_sft_run
 from rl4rec.genrec.grpo.cli import SMOKE_TEXT_GRPO, SMOKE_TEXT_SFT
 from rl4rec.genrec.grpo.config import TextGRPOConfig
 from rl4rec.genrec.grpo.trainer import train_grpo
-from rl4rec.genrec.artifacts import load_sft_run
 from rl4rec.genrec.sft import SFTConfig, train_sft
 
 

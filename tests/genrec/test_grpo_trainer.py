@@ -14,12 +14,12 @@ from torch.testing import assert_close
 
 from rl4rec.cli import main
 from rl4rec.config import ConfigError, apply_overrides
+from rl4rec.genrec.artifacts import load_sft_run
 from rl4rec.genrec.grpo.config import GRPOConfig
 from rl4rec.genrec.grpo.logprobs import completion_logprobs, naive_completion_logprobs
 from rl4rec.genrec.grpo.rollout import generate_rollouts, select_group
 from rl4rec.genrec.grpo.trainer import train_grpo
 from rl4rec.genrec.model import load_model_dir
-from rl4rec.genrec.artifacts import load_sft_run
 from rl4rec.genrec.sft import SFTConfig, train_sft
 
 BASE = ["progress=false", "threads=1", "tracking.backends=[]"]

@@ -209,7 +209,6 @@ class SFTTask(Task):
         return epoch_batches(self.cfg.seed, epoch, self.sizes, list(self.weights.values()), self.lengths, self.cfg.batch_size)
 
     def train_step(self, step: int) -> dict[str, float]:
-        import torch
 
         cfg, dev = self.cfg, self.dev
         epoch, pos = divmod(step - 1, self.steps_per_epoch)

@@ -210,9 +210,7 @@ MODELS: dict[str, type[SequentialRecommender]] = {"sasrec": SASRec, "gru4rec": G
 def load_model(path: str | Path) -> SequentialRecommender:
     """A model saved by :meth:`SequentialRecommender.save`, a run checkpoint (``best.pt``/``last.pt``)
     or a baseline run directory (its ``checkpoints/best.pt``)."""
-    from rl4rec.runs import load_checkpoint
-
-    from rl4rec.runs import RunDir
+    from rl4rec.runs import RunDir, load_checkpoint
 
     path = Path(path)
     if path.is_dir():

@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from rl4rec.common import RunConfig
 from rl4rec.config import ConfigError, field
 from rl4rec.genrec.grpo.rewards import REWARDS
 from rl4rec.genrec.retrieval import RetrievalConfig
+from rl4rec.training import TrainingConfig, check_rank_metric, default
 
 __all__ = ["GRPOCommon", "GRPOConfig", "TextGRPOConfig", "GRPOTaskMix", "RETRIEVAL_REWARDS"]
 
@@ -32,10 +32,10 @@ class GRPOTaskMix:
 
 
 @dataclass(frozen=True)
-class GRPOCommon(RunConfig):
+class GRPOCommon(TrainingConfig):
     """What every GRPO variant shares: the start, groups, rewards, objective, optimisation, evaluation."""
 
-    NAME_EXCLUDE = (*RunConfig.NAME_EXCLUDE, "init_from", "eval_batch_size", "keep_every", "test_at_end", "stop_at_step", "rollout_batch", "micro_batch", "cpu")
+    NAME_EXCLUDE = (*TrainingConfig.NAME_EXCLUDE, "init_from", "eval_batch_size", "keep_every", "test_at_end", "stop_at_step", "rollout_batch", "micro_batch")
 
     experiment: str = field("genrec-grpo", "experiment name")
     init_from: str = field("", "the SFT run to start from: folder, EXPERIMENT/NAME or a unique run name under runs_dir", short="")
@@ -59,29 +59,26 @@ class GRPOCommon(RunConfig):
     micro_batch: int = field(16, "prompts (x G completions) per forward/backward chunk; gradients accumulate (memory)", ge=1)
     epochs: int = field(2, "passes over the prompt mixture", ge=1)
     max_steps: int = field(0, "stop after this many optimizer steps (0 = epochs decide)", ge=0)
-    lr: float = field(1e-5, "AdamW peak learning rate", gt=0.0)
-    weight_decay: float = field(0.0, "AdamW weight decay", ge=0.0, short="wd")
-    warmup_ratio: float = field(0.03, "linear warm-up as a share of all steps", ge=0.0, lt=1.0)
-    schedule: Literal["cosine", "linear", "constant"] = field("cosine", "decay after warm-up (transformers' schedulers)")
-    grad_clip: float = field(0.3, "max gradient norm (0 = off)", ge=0.0)
-    mixed_precision: Literal["no", "bf16", "fp16"] = field("no", "accelerate mixed precision (bf16/fp16 need a GPU)")
-    cpu: bool = field(False, "run on CPU even where a GPU is visible")
+    lr: float = default(TrainingConfig, "lr", 1e-5, "AdamW peak learning rate")
+    weight_decay: float = default(TrainingConfig, "weight_decay", 0.0)
+    warmup_ratio: float = default(TrainingConfig, "warmup_ratio", 0.03)
+    schedule: Literal["linear", "cosine", "constant"] = default(TrainingConfig, "schedule", "cosine", "decay after warm-up (transformers' schedulers: cosine and linear to 0)")
+    grad_clip: float = default(TrainingConfig, "grad_clip", 0.3)
+    mixed_precision: Literal["no", "bf16", "fp16"] = default(TrainingConfig, "mixed_precision", "no")
     # evaluation and checkpoints
-    eval_every: int = field(0, "validate every N steps (0 = ten times per run, as upstream's eval_steps 0.0999)", ge=0)
-    eval_at_start: bool = field(True, "validate the SFT model first (step 0), so 'best' is never worse than the start")
+    eval_every: int = default(TrainingConfig, "eval_every", 0, "validate every N steps (0 = ten times per run, as upstream's eval_steps 0.0999)")
+    eval_at_start: bool = default(TrainingConfig, "eval_at_start", True)
     eval_rows: int = field(1000, "validation rows (the same fixed subset as SFT; 0 = all)", ge=0)
     eval_batch_size: int = field(32, "prompts per validation batch", ge=1)
-    select_metric: str = field("ndcg@10", "validation metric selecting the best model (hr@K | ndcg@K | mrr@K)")
+    select_metric: str = default(TrainingConfig, "select_metric", "ndcg@10", "validation metric selecting the best model (hr@K | ndcg@K | mrr@K)")
     ks: tuple[int, ...] = field((1, 3, 5, 10, 20), "cut-offs reported")
-    test_at_end: bool = field(True, "evaluate the best model on the test file at the end")
-    keep_every: int = field(0, "keep checkpoints/step_N.pt every N steps (0 = only last and best)", ge=0)
-    stop_at_step: int = field(0, "tests: act as if SIGTERM arrived after this step (0 = never)", ge=0)
+    test_at_end: bool = default(TrainingConfig, "test_at_end", True)
+    keep_every: int = default(TrainingConfig, "keep_every", 0)
+    stop_at_step: int = default(TrainingConfig, "stop_at_step", 0)
 
     def check(self) -> None:
         super().check()
-        name, _, k = self.select_metric.partition("@")
-        if name not in ("hr", "ndcg", "mrr") or not k.isdigit():
-            raise ConfigError(f"select_metric: {self.select_metric!r} must look like ndcg@10, hr@5 or mrr@20")
+        check_rank_metric(self.select_metric)
         if not self.rewards:
             raise ConfigError("rewards: name at least one reward, e.g. rewards={rule: 1.0, ndcg_rule: 1.0}")
         unknown = [r for r in self.rewards if r not in REWARDS]
@@ -150,7 +147,7 @@ class TextGRPOConfig(GRPOCommon):
     mixed_weights: dict[str, float] = field({"ndcg": 0.8, "hit": 0.2}, "the mixed reward: sum of w * reward over these retrieval rewards")
     beta: float = field(0.04, "KL weight to the frozen initial model (0 = no reference model)", ge=0.0)
     sync_ref: bool = field(False, "TR-DPO soft sync of the reference model")
-    grad_clip: float = field(1.0, "max gradient norm (0 = off)", ge=0.0)
+    grad_clip: float = default(TrainingConfig, "grad_clip", 1.0)
     eval_rows: int = field(500, "validation rows (a fixed subset; 0 = all)", ge=0)
 
     def check(self) -> None:

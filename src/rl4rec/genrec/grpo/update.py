@@ -11,13 +11,14 @@ generation-time log-probs); the reference log-probs are computed once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
+from rl4rec.devices import Devices, all_gather_rows
 from rl4rec.genrec.grpo.config import GRPOCommon
-from rl4rec.genrec.grpo.distributed import all_gather_rows, global_advantages, sum_gradients
+from rl4rec.genrec.grpo.distributed import global_advantages
 from rl4rec.genrec.grpo.logprobs import completion_logprobs
 from rl4rec.genrec.grpo.objective import policy_loss
 from rl4rec.genrec.grpo.rewards import RewardContext, combine_rewards
@@ -76,13 +77,14 @@ def grpo_update(
     optimizer,
     params: list[torch.nn.Parameter],
     ctx: RewardContext,
-    device,
-    autocast: Callable = torch.autocast,
+    devices: Devices,
     generator: torch.Generator | None = None,
 ) -> dict[str, float]:
     """Rollouts (``family.rollouts``: SID or free text), rewards, advantages and
     ``num_iterations`` optimizer steps; returns the metrics (plus ``n_tokens_global``, the
-    completion tokens of every process)."""
+    completion tokens of every process). ``devices`` gives the device, the autocast context and
+    the optimizer step (gradients summed over processes, clipped, fp16 unscaled)."""
+    device, autocast = devices.device, devices.autocast
     g, b = cfg.group_size, len(batch.prompts)
     t0 = time.perf_counter()
     rolls, for_rewards = family.rollouts(policy, batch, generator)
@@ -102,7 +104,7 @@ def grpo_update(
     old_lp: dict[int, torch.Tensor] = {}
     ref_lp: dict[int, torch.Tensor] = {}
     kl_sum = loss_sum = 0.0
-    grad_norm = torch.tensor(0.0)
+    grad_norm = 0.0
     for _ in range(cfg.num_iterations):
         optimizer.zero_grad(set_to_none=True)
         for ci, ch in enumerate(chunks):
@@ -119,13 +121,10 @@ def grpo_update(
                 lp, mask[rows], adv[rows], old_logp=old_lp.get(ci), ref_logp=ref_lp.get(ci), beta=cfg.beta,
                 clip_eps=cfg.clip_eps, loss_type=cfg.loss_type, normalizer=norm,
             )
-            loss.backward()
+            devices.backward(loss)
             loss_sum += float(loss.detach())
             kl_sum += lm.get("train/kl", 0.0) * float(mask[rows].sum())
-        sum_gradients(params)
-        if cfg.grad_clip:
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        optimizer.step()
+        grad_norm = devices.step(optimizer, params, cfg.grad_clip)
     metrics.update({
         "train/loss": loss_sum / cfg.num_iterations,
         "train/kl": kl_sum / max(1.0, float(mask.sum())) / cfg.num_iterations,

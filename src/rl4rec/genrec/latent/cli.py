@@ -63,9 +63,9 @@ def evaluate_latent_run(run: str, which: str = "best", overrides: list[str] | tu
     import json
 
     from rl4rec.config import apply_overrides, to_dict
+    from rl4rec.genrec.artifacts import sft_run_of
     from rl4rec.genrec.latent.grpo import EvalView, LatentGRPOConfig
     from rl4rec.genrec.latent.sft import LatentEvalConfig, LatentSFTConfig, load_latent_data, test_run
-    from rl4rec.genrec.artifacts import sft_run_of
     from rl4rec.runs import atomic_write_text, config_of, find_run
 
     run_dir = find_run(Path(runs_dir), run)

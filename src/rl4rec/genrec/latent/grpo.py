@@ -40,9 +40,9 @@ import torch
 
 from rl4rec.config import ConfigError, field
 from rl4rec.devices import all_gather_rows, sum_gradients
-from rl4rec.training import Task, TrainingConfig, default, fit, lr_lambda
 from rl4rec.genrec.latent.advantages import latent_advantages
 from rl4rec.genrec.latent.sft import LatentEvalConfig
+from rl4rec.training import Task, TrainingConfig, default, fit, lr_lambda
 
 log = logging.getLogger(__name__)
 

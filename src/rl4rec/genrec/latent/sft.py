@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,10 +25,10 @@ import numpy as np
 
 from rl4rec.config import ConfigError, field, to_dict
 from rl4rec.devices import resolve_device
-from rl4rec.training import Task, TrainingConfig, default, fit, lr_lambda
 from rl4rec.genrec.latent.prompts import LatentPromptConfig
 from rl4rec.genrec.model import ModelConfig
 from rl4rec.genrec.tokenizer import TokenizerConfig
+from rl4rec.training import Task, TrainingConfig, default, fit, lr_lambda
 
 log = logging.getLogger(__name__)
 
