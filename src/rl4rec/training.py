@@ -33,17 +33,32 @@ from rl4rec.config import ConfigError, field
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LoopConfig", "TrainingConfig", "Task", "fit", "default", "lr_lambda", "check_rank_metric"]
+__all__ = ["DeviceConfig", "LoopConfig", "TrainingConfig", "Task", "fit", "default", "lr_lambda", "check_rank_metric"]
 
 
 @dataclass(frozen=True)
-class LoopConfig(RunConfig):
-    """Keys of the one loop and the device layer, shared by every training pipeline."""
+class DeviceConfig(RunConfig):
+    """Where a run computes and in which precision: the keys of every training command."""
 
     SHARED_KEYS: ClassVar[bool] = True  # see rl4rec.config._name_order
-
     #: where a run computes is not what it computes (mixed precision is, and stays in names)
     NAME_EXCLUDE = (*RunConfig.NAME_EXCLUDE, "device")
+
+    device: Literal["auto", "cpu", "cuda"] = field("auto", "auto: CUDA when visible, else CPU; cuda where none is visible is an error")
+    mixed_precision: Literal["no", "bf16", "fp16"] = field("no", "autocast precision of forward passes (fp16 needs CUDA; bf16 works on CPU too)")
+
+    def check(self) -> None:
+        super().check()
+        from rl4rec.devices import check_device_keys
+
+        check_device_keys(self.device, self.mixed_precision)
+
+
+@dataclass(frozen=True)
+class LoopConfig(DeviceConfig):
+    """Keys of the one loop, shared by every training pipeline."""
+
+    SHARED_KEYS: ClassVar[bool] = True  # see rl4rec.config._name_order
 
     eval_every: int = field(0, "validate every N steps (0 = the pipeline's default cadence, e.g. once per epoch)", ge=0)
     eval_at_start: bool = field(False, "validate before the first step (step 0), so 'best' is never worse than the start")
@@ -53,14 +68,6 @@ class LoopConfig(RunConfig):
     keep_every: int = field(0, "keep checkpoints/step_N.pt every N steps (0 = only last and best)", ge=0)
     test_at_end: bool = field(True, "evaluate the best checkpoint on the test split at the end")
     stop_at_step: int = field(0, "tests: act as if SIGTERM arrived after this step (0 = never)", ge=0)
-    device: Literal["auto", "cpu", "cuda"] = field("auto", "auto: CUDA when visible, else CPU; cuda where none is visible is an error")
-    mixed_precision: Literal["no", "bf16", "fp16"] = field("no", "autocast precision of forward passes (fp16 needs CUDA; bf16 works on CPU too)")
-
-    def check(self) -> None:
-        super().check()
-        from rl4rec.devices import check_device_keys
-
-        check_device_keys(self.device, self.mixed_precision)
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,7 @@ def _slate_sweep(tmp_path: Path, backend: str) -> Path:
         "experiment": "slate_toy",
         "task": "slate.train",
         "runs_dir": str(tmp_path / "runs"),
-        "overrides": ["steps=4", "random_steps=2", "val_every=2", "val_users=10", "test_users=20", "tracking.backends=[]"],
+        "overrides": ["steps=4", "random_steps=2", "eval_every=2", "val_users=10", "test_users=20", "tracking.backends=[]"],
         "methods": {"REINFORCE+SoftMax": ["agent=reinforce", "ranker=softmax"], "STO": ["agent=sto", "ranker=none"]},
         "grid": {"env": ["focused_topdown", "focused_divpen"]},
         "seeds": [1, 2],

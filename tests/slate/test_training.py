@@ -43,7 +43,7 @@ def test_reference_policies_match_fidelity_values(tmp_path, shared_data):
 
 def test_sac_topk_ideal_learns(tmp_path, shared_data):
     """SAC+TopK(ideal) clearly beats the random policy (34) after 150 steps, for two batched seeds."""
-    result = train_slate(_cfg(tmp_path, "agent=sac", "ranker=topk_ideal", "steps=150", "random_steps=30", "val_every=50", "seeds=[1, 2]"))
+    result = train_slate(_cfg(tmp_path, "agent=sac", "ranker=topk_ideal", "steps=150", "random_steps=30", "eval_every=50", "seeds=[1, 2]"))
     per_seed = result["test/return_per_seed"]
     assert set(per_seed) == {"1", "2"}
     assert min(per_seed.values()) > 80, per_seed
@@ -53,13 +53,13 @@ def test_sac_topk_ideal_learns(tmp_path, shared_data):
 def test_sac_gems_learns(tmp_path, shared_data):
     """SAC+GeMS (GeMS pretrained on 2,000 logged sessions) clearly beats random after 600 steps."""
     result = train_slate(
-        _cfg(tmp_path, "agent=sac", "ranker=gems", "steps=600", "random_steps=100", "val_every=100", "pretrain.sessions=2000", "pretrain.epochs=3")
+        _cfg(tmp_path, "agent=sac", "ranker=gems", "steps=600", "random_steps=100", "eval_every=100", "pretrain.sessions=2000", "pretrain.epochs=3")
     )
     assert result["test/return"] > 80, result
 
 
 def _spawn(tmp_path, *extra):
-    args = ["slate", "train", f"runs_dir={tmp_path}", *FAST, "--agent", "sac", "--ranker", "topk_ideal", "steps=40", "random_steps=10", "val_every=20", "checkpoint_every=5", "batch_size=5", *extra]
+    args = ["slate", "train", f"runs_dir={tmp_path}", *FAST, "--agent", "sac", "--ranker", "topk_ideal", "steps=40", "random_steps=10", "eval_every=20", "save_every=5", "batch_size=5", *extra]
     return subprocess.Popen([sys.executable, "-m", "rl4rec.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
@@ -134,3 +134,17 @@ def test_gems_pretraining_lowers_validation_loss(tmp_path, shared_data):
     gems = GeMS([1, 2], 1000, 10, GeMSConfig())
     history = pretrain_gems(gems, slates, clicks, PretrainConfig(sessions=200, epochs=2), seed=1, progress=False)
     assert history["val"][-1] < history["val"][0] - 0.5, history  # reconstruction + KL on held-out sessions
+
+
+@pytest.mark.parametrize("agent,ranker", [("sac", "topk_ideal"), ("sac", "wknn"), ("reinforce", "softmax"), ("slateq", "none"), ("random", "none")])
+def test_agents_declare_every_optimizer_and_generator_they_hold(tmp_path, shared_data, agent, ranker):
+    """Checkpoints save the declared optimizers/generators: the declaration must list all of them."""
+    import torch
+
+    from rl4rec.slate.train import build_agent, make_sim
+
+    cfg = _cfg(tmp_path, f"agent={agent}", f"ranker={ranker}")
+    built = build_agent(cfg, make_sim(cfg), cfg.seed_list)
+    held = {n for n, v in vars(built).items() if isinstance(v, (torch.optim.Optimizer, torch.Generator))}
+    assert held == set(built.optimizers()) | set(built.generators())
+    assert all(isinstance(o, torch.optim.Optimizer) for o in built.optimizers().values())

@@ -69,3 +69,23 @@ class TrajectoryBuffer:
         if self.users is not None:
             out["users"] = take(self.users)
         return out
+
+    _FIELDS = ("slates", "clicks", "step_clicks", "actions", "rewards", "users")
+
+    def state_dict(self) -> dict:
+        """The stored trajectories (only the filled part) and the write position."""
+        n = self.size
+        out = {"size": n, "next": self._next}
+        for name in self._FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value[:, :n].clone()
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        n = state["size"]
+        for name in self._FIELDS:
+            if name in state:
+                getattr(self, name)[:, :n] = state[name]
+        self.size, self._next = n, state["next"]
+

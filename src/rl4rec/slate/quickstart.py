@@ -31,10 +31,10 @@ def stage_slate(runs_dir: Path) -> list[dict]:
     methods = [
         ("random policy", ["agent=random", "ranker=none"]),
         ("short-term oracle", ["agent=sto", "ranker=none"]),
-        ("SAC+TopK(ideal), 2 seeds batched, 100 steps", ["agent=sac", "ranker=topk_ideal", "seeds=[1, 2]", "steps=100", "random_steps=20", "val_every=50"]),
+        ("SAC+TopK(ideal), 2 seeds batched, 100 steps", ["agent=sac", "ranker=topk_ideal", "seeds=[1, 2]", "steps=100", "random_steps=20", "eval_every=50"]),
         (
             "SAC+GeMS (GeMS: 300 logged sessions, 1 epoch), 100 steps",
-            ["agent=sac", "ranker=gems", "steps=100", "random_steps=20", "val_every=50", "pretrain.sessions=300", "pretrain.epochs=1"],
+            ["agent=sac", "ranker=gems", "steps=100", "random_steps=20", "eval_every=50", "pretrain.sessions=300", "pretrain.epochs=1"],
         ),
     ]
     rows = []

@@ -1,7 +1,7 @@
 """``rl4rec slate train``: the paper's protocol (spec slate_rl.md §7) for one or many seeds at once.
 
 One step = one 100-turn episode per seed + one gradient update on a batch of 20 stored
-trajectories; random actions for the first ``random_steps``; validation every ``val_every`` steps
+trajectories; random actions for the first ``random_steps``; validation every ``eval_every`` steps
 on ``val_users`` users with the deterministic policy; each seed's best-validation parameters are
 tested on ``test_users`` test users. ``seeds=[a, b, ...]`` trains those seeds in one process with
 stacked networks; results are reported per seed.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,15 +18,14 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from rl4rec.common import RunConfig
 from rl4rec.config import ConfigError, field
 from rl4rec.metrics.stats import mean_ci
-from rl4rec.progress import track
 from rl4rec.slate.agents import AgentConfig, ReferenceAgent, ReinforceAgent, SACAgent, SlateQAgent, WkNNAgent
 from rl4rec.slate.buffer import TrajectoryBuffer
 from rl4rec.slate.loop import run_episodes
 from rl4rec.slate.rankers import GeMS, GeMSConfig, TopK
 from rl4rec.slate.rankers.pretrain import PretrainConfig, pretrain_gems
+from rl4rec.training import LoopConfig, Task, default, fit
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +39,7 @@ AGENT_RANKERS = {
 
 
 @dataclass(frozen=True)
-class SlateTrainConfig(RunConfig):
+class SlateTrainConfig(LoopConfig):
     """Slate RL training under the GeMS paper's protocol."""
 
     NAME_KEYS = ("agent", "ranker", "env")
@@ -56,19 +54,25 @@ class SlateTrainConfig(RunConfig):
     seeds: tuple[int, ...] = field((), "train these seeds together in one process (empty: just `seed`)")
     steps: int = field(100_000, "training iterations (episodes) per seed; the paper uses 100K", ge=1)
     random_steps: int = field(2000, "iterations with random actions before learning", ge=0)
-    val_every: int = field(1000, "validate every N iterations", ge=1)
+    eval_every: int = default(LoopConfig, "eval_every", 1000, "validate every N iterations")
     val_users: int = field(200, "validation users", ge=1)
     test_users: int = field(500, "test users", ge=1)
     batch_size: int = field(20, "trajectories per update", ge=1)
     buffer_capacity: int = field(10_000, "replay capacity in trajectories", ge=1)
-    checkpoint_every: int = field(1000, "write last.pt every N iterations (includes the replay buffer)", ge=1)
+    save_every: int = default(LoopConfig, "save_every", 1000, "write last.pt every N iterations besides validations (includes the replay buffer)")
     hp: AgentConfig = field(default_factory=AgentConfig, help="agent hyperparameters")
     gems: GeMSConfig = field(default_factory=GeMSConfig, help="GeMS architecture and loss")
     pretrain: PretrainConfig = field(default_factory=PretrainConfig, help="GeMS pretraining (when no checkpoint is given)")
     gems_checkpoint: str = field("", "pretrained GeMS (.pt from `rl4rec slate pretrain`); empty pretrains inline")
 
+    device: Literal["auto", "cpu", "cuda"] = default(LoopConfig, "device", "cpu", "cpu (slate runs on CUDA are not supported yet: device=cuda is refused, never run on the CPU silently)")
+
     def check(self) -> None:
         super().check()
+        if self.device != "cpu":
+            raise ConfigError(f"device={self.device}: slate training runs on the CPU only so far (all seeds batched in one process); use device=cpu")
+        if self.mixed_precision != "no":
+            raise ConfigError("mixed_precision: slate training computes in fp32 only; use mixed_precision=no")
         if self.ranker not in AGENT_RANKERS[self.agent]:
             raise ConfigError(f"ranker: agent {self.agent!r} works with {', '.join(AGENT_RANKERS[self.agent])}, not {self.ranker!r}")
         from rl4rec.slate.env.config import check_env_name
@@ -227,97 +231,97 @@ def evaluate(agent, sim, streams_ids: tuple[torch.Tensor, str], num_members: int
     return returns.mean(1)
 
 
-def train_slate(cfg: SlateTrainConfig) -> dict[str, Any]:
-    """Train, validate, select and test; returns test results (per seed and mean ± CI)."""
-    from rl4rec.runs import Run
+class SlateTask(Task):
+    """One step = one episode per seed + one update; each seed keeps its own best parameters."""
 
-    seeds = cfg.seed_list
-    s = len(seeds)
-    with Run(cfg, key_metric="test/return") as run:
-        sim = make_sim(cfg)
-        agent = build_agent(cfg, sim, seeds, log_fn=run.log_metrics, logs_dir=run.dir / "logs", check_stop=run.check_stop)
-        streams = UserStreams(sim.fixes.disjoint_test_users)
-        learns = cfg.agent not in ("random", "sto")
-        buffer = None
-        if learns:
-            cap, batch = (1, 1) if agent.on_policy else (cfg.buffer_capacity, cfg.batch_size)
-            buffer = TrajectoryBuffer(
+    def __init__(self, cfg: SlateTrainConfig, run, dev):
+        self.cfg, self.run = cfg, run
+        self.seeds = seeds = cfg.seed_list
+        s = len(seeds)
+        self.sim = sim = make_sim(cfg)
+        self.agent = agent = build_agent(cfg, sim, seeds, log_fn=run.log_metrics, logs_dir=run.dir / "logs", check_stop=run.check_stop)
+        self.streams = UserStreams(sim.fixes.disjoint_test_users)
+        self.learns = cfg.agent not in ("random", "sto")
+        self.buffer = None
+        if self.learns:
+            cap = 1 if agent.on_policy else cfg.buffer_capacity
+            self.buffer = TrajectoryBuffer(
                 s, cap, sim.episode_length, sim.rec_size, agent.action_shape, agent.action_dtype, sim.item_embeddings.shape[1] if agent.needs_users else 0
             )
-        sample_gen = torch.Generator().manual_seed(seeds[0] + 7)
-        best_val = torch.full((s,), -float("inf"))
-        best_state = copy.deepcopy(agent.state_dict())
-        start = 0
-        if run.resume_state is not None:
-            rs = run.resume_state
-            agent.load_state_dict(rs["agent"])
-            for name, opt in _optimizers(agent).items():
-                opt.load_state_dict(rs["optimizers"][name])
-            best_val, best_state = rs["best_val"], rs["best_state"]
-            streams.cursor, streams.val_cursor = rs["streams"]
-            sample_gen.set_state(rs["sample_gen"])
-            for name, g in _generators(agent).items():
-                g.set_state(rs["generators"][name])
-            if buffer is not None:
-                _load_buffer(buffer, rs["buffer"])
-            if hasattr(agent, "updates"):
-                agent.updates = int(rs.get("updates", 0))
-            start = run.start_step
+        self.sample_gen = torch.Generator().manual_seed(seeds[0] + 7)
+        self.best_val = torch.full((s,), -float("inf"))
+        self.best_state = copy.deepcopy(agent.state_dict())
+        self.total_steps = cfg.steps if self.learns else 0
+        self.eval_every = cfg.eval_every
+        self.name, self.select_key = f"{cfg.agent}+{cfg.ranker} {cfg.env}", "eval/return"
 
-        def checkpoint(step: int, best: bool = False) -> None:
-            state = {
-                "agent": agent.state_dict(),
-                "optimizers": {k: o.state_dict() for k, o in _optimizers(agent).items()},
-                "best_val": best_val,
-                "best_state": best_state,
-                "streams": streams.state(),
-                "sample_gen": sample_gen.get_state(),
-                "generators": {k: g.get_state() for k, g in _generators(agent).items()},
-                "buffer": _dump_buffer(buffer) if buffer is not None else {},
-                "updates": getattr(agent, "updates", 0),
-                "seeds": list(seeds),
-            }
-            run.save_checkpoint(state, step, best=best)
+    def train_step(self, step: int) -> dict[str, float]:
+        cfg, agent, it = self.cfg, self.agent, step - 1
+        ids, population = self.streams.train()
+        returns, traj = run_episodes(
+            agent, self.sim, ids, len(self.seeds), population=population, deterministic=False, random_phase=it < cfg.random_steps, iteration=it, record=True
+        )
+        self.buffer.add(traj.slates[:, 0], traj.clicks[:, 0], traj.actions[:, 0], traj.rewards[:, 0], traj.step_clicks[:, 0], None if traj.users is None else traj.users[:, 0])
+        metrics = {"train/return": returns.mean().item()}
+        batch_size = 1 if agent.on_policy else cfg.batch_size
+        if agent.should_update(it, cfg.random_steps, self.buffer.size, batch_size):
+            metrics.update(agent.update(self.buffer.sample(batch_size, self.sample_gen), it))
+        return metrics
 
-        t0, steps_done = time.perf_counter(), 0
-        total = cfg.steps if learns else 0
-        for it in track(range(start, total), desc=f"{cfg.agent}+{cfg.ranker} {cfg.env}", enabled=cfg.progress, unit="step"):
-            if run.stop_requested:
-                checkpoint(it)
-                run.check_stop()
-            random_phase = it < cfg.random_steps
-            ids, population = streams.train()
-            returns, traj = run_episodes(
-                agent, sim, ids, s, population=population, deterministic=False, random_phase=random_phase, iteration=it, record=True
-            )
-            buffer.add(traj.slates[:, 0], traj.clicks[:, 0], traj.actions[:, 0], traj.rewards[:, 0], traj.step_clicks[:, 0], None if traj.users is None else traj.users[:, 0])
-            metrics = {"train/return": returns.mean().item()}
-            batch_size = 1 if agent.on_policy else cfg.batch_size
-            if agent.should_update(it, cfg.random_steps, buffer.size, batch_size):
-                metrics.update(agent.update(buffer.sample(batch_size, sample_gen), it))
-            steps_done += 1
-            step = it + 1
-            if step % cfg.tracking.log_every == 0:
-                metrics["perf/steps_per_s"] = steps_done / (time.perf_counter() - t0)
-                run.log_metrics(metrics, step)
-            if step % cfg.val_every == 0 or step == total:
-                val = evaluate(agent, sim, streams.val(cfg.val_users), s)
-                improved = val > best_val
-                best_state = _member_slice(agent.state_dict(), improved, best_state)
-                best_val = torch.maximum(best_val, val)
-                run.log_metrics({"eval/return": val.mean().item(), **{f"eval/return_seed{sd}": float(v) for sd, v in zip(seeds, val, strict=True)}}, step)
-                log.info("step %d validation return %s", step, ", ".join(f"{v:.1f}" for v in val.tolist()))
-                checkpoint(step, best=bool(improved.any()))
-            elif step % cfg.checkpoint_every == 0:
-                checkpoint(step)
-        if learns:
-            agent.load_state_dict(best_state)
-        test = evaluate(agent, sim, streams.test(cfg.test_users), s)
-        result = test_result(seeds, test, cfg)
-        run.log_metrics({"test/return": result["test/return"]}, max(total, 1))
-        run.write_result("test_results.json", result)
+    def validate(self, step: int) -> dict[str, float]:
+        self._val = val = evaluate(self.agent, self.sim, self.streams.val(self.cfg.val_users), len(self.seeds))
+        return {"eval/return": val.mean().item(), **{f"eval/return_seed{sd}": float(v) for sd, v in zip(self.seeds, val, strict=True)}}
+
+    def select(self, metrics: dict[str, float], best: float) -> bool:
+        """Each seed keeps the parameters of its own best validation; a new best for any seed counts."""
+        improved = self._val > self.best_val
+        self.best_state = _member_slice(self.agent.state_dict(), improved, self.best_state)
+        self.best_val = torch.maximum(self.best_val, self._val)
+        return bool(improved.any())
+
+    def state_dict(self) -> dict[str, Any]:
+        agent = self.agent
+        return {
+            "agent": agent.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in agent.optimizers().items()},
+            "best_val": self.best_val,
+            "best_state": self.best_state,
+            "streams": self.streams.state(),
+            "sample_gen": self.sample_gen.get_state(),
+            "generators": {k: g.get_state() for k, g in agent.generators().items()},
+            "buffer": self.buffer.state_dict() if self.buffer is not None else {},
+            "updates": getattr(agent, "updates", 0),
+            "seeds": list(self.seeds),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        agent = self.agent
+        agent.load_state_dict(state["agent"])
+        for name, opt in agent.optimizers().items():
+            opt.load_state_dict(state["optimizers"][name])
+        self.best_val, self.best_state = state["best_val"], state["best_state"]
+        self.streams.cursor, self.streams.val_cursor = state["streams"]
+        self.sample_gen.set_state(state["sample_gen"])
+        for name, g in agent.generators().items():
+            g.set_state(state["generators"][name])
+        if self.buffer is not None:
+            self.buffer.load_state_dict(state["buffer"])
+        if hasattr(agent, "updates"):
+            agent.updates = int(state.get("updates", 0))
+
+    def test(self, loop: dict[str, Any]) -> dict[str, Any]:
+        if self.learns:
+            self.agent.load_state_dict(self.best_state)
+        test = evaluate(self.agent, self.sim, self.streams.test(self.cfg.test_users), len(self.seeds))
+        result = test_result(self.seeds, test, self.cfg)
+        self.run.log_metrics({"test/return": result["test/return"]}, max(self.total_steps, 1))
         log.info("test return %s", result["test/return_ci"])
         return result
+
+
+def train_slate(cfg: SlateTrainConfig) -> dict[str, Any] | None:
+    """Train, validate, select and test; returns test results (per seed and mean ± CI)."""
+    return fit(cfg, lambda run, dev: SlateTask(cfg, run, dev), key_metric="test/return")
 
 
 def test_result(seeds, test: torch.Tensor, cfg: SlateTrainConfig) -> dict[str, Any]:
@@ -331,35 +335,9 @@ def test_result(seeds, test: torch.Tensor, cfg: SlateTrainConfig) -> dict[str, A
     }
 
 
-def _optimizers(agent) -> dict[str, torch.optim.Optimizer]:
-    return {name: value for name, value in vars(agent).items() if isinstance(value, torch.optim.Optimizer)}
-
-
-def _generators(agent) -> dict[str, torch.Generator]:
-    return {name: value for name, value in vars(agent).items() if isinstance(value, torch.Generator)}
-
-
-def _dump_buffer(buffer: TrajectoryBuffer) -> dict[str, Any]:
-    n = buffer.size
-    out = {"size": n, "next": buffer._next}
-    for name in ("slates", "clicks", "step_clicks", "actions", "rewards", "users"):
-        value = getattr(buffer, name)
-        if value is not None:
-            out[name] = value[:, :n].clone()
-    return out
-
-
-def _load_buffer(buffer: TrajectoryBuffer, state: dict[str, Any]) -> None:
-    n = state["size"]
-    for name in ("slates", "clicks", "step_clicks", "actions", "rewards", "users"):
-        if name in state:
-            getattr(buffer, name)[:, :n] = state[name]
-    buffer.size, buffer._next = n, state["next"]
-
-
 def retest_run(run_dir: Path, users: int | None = None) -> dict[str, Any]:
     """Re-test a run's best checkpoint on the test users (``rl4rec slate test RUN``)."""
-    from rl4rec.runs import atomic_write_text, config_of, load_checkpoint
+    from rl4rec.runs import RunDir, atomic_write_text, config_of, load_checkpoint
 
     cfg = config_of(SlateTrainConfig, run_dir)
     if users is not None:
@@ -370,10 +348,10 @@ def retest_run(run_dir: Path, users: int | None = None) -> dict[str, Any]:
     sim = make_sim(cfg)
     agent = build_agent(cfg, sim, seeds, skeleton=True)
     if cfg.agent not in ("random", "sto"):
-        best = run_dir / "checkpoints" / "best.pt"
+        best = RunDir(run_dir).checkpoint("best")
         if not best.exists():
             raise FileNotFoundError(f"{best} not found: the run has not validated yet")
-        agent.load_state_dict(load_checkpoint(best)["best_state"])
+        agent.load_state_dict(load_checkpoint(best)["task"]["best_state"])
     test = evaluate(agent, sim, UserStreams.test(cfg.test_users), len(seeds))
     result = test_result(seeds, test, cfg)
     import json

@@ -48,6 +48,16 @@ class SlateAgent(nn.Module):
     needs_users: bool = False
     #: buffer capacity / batch override (REINFORCE: 1 / 1)
     on_policy: bool = False
+    #: attributes holding the optimizers and the random generators: declared, so a checkpoint
+    #: saves exactly these (tested against the agent's attributes)
+    OPTIMIZERS: tuple[str, ...] = ()
+    GENERATORS: tuple[str, ...] = ("generator",)
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {name: getattr(self, name) for name in self.OPTIMIZERS}
+
+    def generators(self) -> dict[str, torch.Generator]:
+        return {name: getattr(self, name) for name in self.GENERATORS}
 
     def begin(self, obs: dict[str, torch.Tensor]) -> Any:
         raise NotImplementedError

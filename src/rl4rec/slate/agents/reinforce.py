@@ -25,6 +25,8 @@ from rl4rec.slate.nets import EnsembleMLP
 
 
 class ReinforceAgent(SlateAgent):
+    OPTIMIZERS = ("opt",)
+
     action_dtype = torch.int16
     on_policy = True
 

@@ -23,6 +23,8 @@ LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 
 
 class SACAgent(SlateAgent):
+    OPTIMIZERS = ("q_opt", "pi_opt", "alpha_opt")
+
     def __init__(
         self,
         seeds: Sequence[int],

@@ -23,6 +23,8 @@ from rl4rec.slate.nets import EnsembleMLP, polyak
 
 
 class SlateQAgent(SlateAgent):
+    OPTIMIZERS = ("opt",)
+
     action_dtype = torch.int16
     needs_users = True
 
