@@ -21,6 +21,9 @@ help:
 	@echo "make bench        run the speed benchmarks (writes benchmarks/results/*.json)"
 	@echo "make lock         re-resolve constraints.txt from the current dependency ranges"
 	@echo "make lint         ruff"
+	@echo "make gpu-wheels   download the pure-Python wheels gpu-check may need into .whl/ (run where PyPI works)"
+	@echo "make gpu-check    on a CUDA machine: every pipeline at tiny size on the GPU -> runs/gpu-check/summary.json"
+	@echo "                  (PYTHON=... picks the interpreter; no venv, no download; GPU_CHECK_ARGS=--dry-run etc.)"
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -69,3 +72,27 @@ lock:
 	rm -rf .lockenv
 
 .PHONY: help test test-slow quickstart bench lint lock install-test install-quickstart
+
+# GPU check: run on a CUDA machine with its own preinstalled stack (torch, transformers, accelerate): no venv,
+# no registry. rl4rec runs from src/ (PYTHONPATH, nothing installed); the pure-Python deps that do not import
+# (gymnasium, farama-notifications, cloudpickle, typing-extensions, tqdm) are installed from the wheels in
+# .whl/ into .whl/site/, never into the interpreter's site-packages. Bring .whl/ along from `make gpu-wheels`.
+# Compiled deps (numpy, pyyaml, scipy, tokenizers, safetensors) must come with the stack.
+PYTHON ?= python3
+GPU_WHEELS ?= .whl
+GPU_CHECK_OUT ?= runs/gpu-check/summary.json
+GPU_CHECK_ARGS ?=
+WHEEL_PY := $(if $(wildcard $(PY)),$(PY),python3)
+
+gpu-wheels:
+	@mkdir -p $(GPU_WHEELS)
+	$(WHEEL_PY) -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: --python-version 3.12 \
+		-c constraints.txt -d $(GPU_WHEELS) $$($(WHEEL_PY) benchmarks/gpu_check.py --wheel-list)
+	@$(WHEEL_PY) benchmarks/gpu_check.py --check-wheels $(GPU_WHEELS)
+
+gpu-check:
+	PYTHONPATH=src:$(GPU_WHEELS)/site$${PYTHONPATH:+:$$PYTHONPATH} $(PYTHON) benchmarks/gpu_check.py --install-missing $(GPU_WHEELS)
+	PYTHONPATH=src:$(GPU_WHEELS)/site$${PYTHONPATH:+:$$PYTHONPATH} $(PYTHON) benchmarks/gpu_check.py --wheels $(GPU_WHEELS) \
+		--out $(GPU_CHECK_OUT) $(GPU_CHECK_ARGS)
+
+.PHONY: gpu-wheels gpu-check

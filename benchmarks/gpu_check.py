@@ -198,7 +198,7 @@ def build_stages(out: Path, device: str, mp: str, threads: int, device_keys: boo
     grpo = ["tasks.seq_title2sid=0", "tasks.title2sid=0", "group_size=4", "prompts_per_step=8", "max_steps=4",
             "eval_every=2", "eval_rows=50", "eval_beams=5", "select_metric=hr@1", "test_beams=5", "ks=[1,3,5]",
             "lr=1e-4", "warmup_ratio=0", "rollout_batch=8", "micro_batch=8"]
-    slate = [f"embeddings={catalogue}", "val_users=50", "test_users=100", "steps=60", "random_steps=20", "val_every=30"]
+    slate = [f"embeddings={catalogue}", "val_users=50", "test_users=100", "steps=60", "random_steps=20", "eval_every=30"]
     stages = [
         stage("smoke", ["smoke", "steps=100", "eval_every=50", *common("smoke"), *dev()]),
         stage("genrec-synth", ["genrec", "synth", "--out", str(data)], kind="prep"),

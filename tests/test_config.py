@@ -100,3 +100,12 @@ def test_field_requires_help():
 def test_cross_field_check():
     with pytest.raises(ConfigError, match="must not contain"):
         apply_overrides(ToyConfig, {}, ["experiment=a/b"])
+
+
+def test_a_bare_no_on_the_command_line_is_the_choice_no():
+    """YAML reads ``mixed_precision=no`` as False; a Literal with a 'no' choice takes it as 'no'."""
+    from rl4rec.smoke import SmokeConfig
+
+    assert apply_overrides(SmokeConfig, {}, ["mixed_precision=no"]).mixed_precision == "no"
+    with pytest.raises(ConfigError, match="progress: expected true/false"):
+        apply_overrides(SmokeConfig, {}, ["progress=bf16"])

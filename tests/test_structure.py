@@ -162,7 +162,7 @@ def _walk_with_context(tree: ast.AST):
             stack.append((child, child_tags))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _imports(name: str) -> ModuleImports:
     modules = _modules()
     mod = modules[name]
@@ -292,17 +292,19 @@ def _canonical(cycle: list[str]) -> tuple[str, ...]:
 
 def _fmt_locations(graph: dict[tuple[str, str], list[ImportEdge]], src: str, dst: str) -> str:
     mods = _modules()
-    locs = []
+    locs: list[str] = []
     for e in sorted(graph[(src, dst)], key=lambda e: e.lineno):
         tag = f" ({', '.join(e.tags)})" if e.tags else ""
-        locs.append(f"{mods[src].rel}:{e.lineno}{tag}")
+        loc = f"{mods[src].rel}:{e.lineno}{tag}"
+        if loc not in locs:
+            locs.append(loc)
     return ", ".join(locs)
 
 
 def _fmt_cycle(graph: dict[tuple[str, str], list[ImportEdge]], cycle: tuple[str, ...]) -> str:
     chain = list(cycle) + [cycle[0]]
     lines = ["  " + " -> ".join(chain)]
-    for a, b in zip(chain, chain[1:]):
+    for a, b in zip(chain, chain[1:], strict=False):
         mark = "  [child imports its parent package]" if _is_parent_edge(a, b) else ""
         lines.append(f"      {a} -> {b}  at {_fmt_locations(graph, a, b)}{mark}")
     return "\n".join(lines)
@@ -316,7 +318,7 @@ def _cycle_report() -> tuple[list[str], list[str]]:
     # Ordinary cycles: the graph without child -> ancestor-package edges.
     succ_plain: dict[str, list[str]] = defaultdict(list)
     succ_all: dict[str, list[str]] = defaultdict(list)
-    for (a, b) in sorted(graph):
+    for a, b in sorted(graph):
         succ_all[a].append(b)
         if not _is_parent_edge(a, b):
             succ_plain[a].append(b)
@@ -340,7 +342,7 @@ def _cycle_report() -> tuple[list[str], list[str]]:
     # Cycles that need a child -> ancestor-package edge.
     parent_cycles: set[tuple[str, ...]] = set()
     all_members = {n for comp in _sccs(nodes, succ_all) if len(comp) > 1 for n in comp}
-    for (a, b) in sorted(graph):
+    for a, b in sorted(graph):
         if _is_parent_edge(a, b) and a in all_members:
             back = _shortest_path(succ_all, b, a, all_members)
             if back:
@@ -582,8 +584,8 @@ def _checkout_path_violations() -> list[str]:
         fp = _FilePos(mod.tree)
         skip = _docstring_nodes(mod.tree) | _help_text_nodes(mod.tree)
 
-        def segment(node: ast.AST) -> str:
-            seg = ast.get_source_segment(mod.source, node) or ast.dump(node)
+        def segment(node: ast.AST, source: str = mod.source) -> str:
+            seg = ast.get_source_segment(source, node) or ast.dump(node)
             seg = " ".join(seg.split())
             return seg if len(seg) <= 120 else seg[:117] + "..."
 
@@ -607,10 +609,10 @@ def _checkout_path_violations() -> list[str]:
             stack.extend(ast.iter_child_nodes(node))
 
         # (b) "benchmarks/..." or "configs/..." literals used as paths.
-        def flag(lit: ast.expr, how: str) -> None:
+        def flag(lit: ast.expr, how: str, skip: set[int] = skip, rel: str = mod.rel) -> None:
             if id(lit) in skip or not _names_checkout_dir(lit):
                 return
-            out.append((mod.rel, lit.lineno, f"path literal {segment(lit)} {how} (a repository-checkout folder)"))
+            out.append((rel, lit.lineno, f"path literal {segment(lit)} {how} (a repository-checkout folder)"))
 
         for node in ast.walk(mod.tree):
             if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):

@@ -104,6 +104,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return value
     if origin is Literal:
         allowed = get_args(tp)
+        if isinstance(value, bool) and value not in allowed:
+            # YAML 1.1 reads a bare no/off/yes/on as a boolean: take the choice that was written
+            spelled = [a for a in allowed if str(a).lower() in (("no", "off", "false") if not value else ("yes", "on", "true"))]
+            if len(spelled) == 1:
+                return spelled[0]
         if value in allowed:
             return value
         near = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=3, cutoff=0.5)

@@ -301,7 +301,7 @@ def _buffered_layer_class():
 _BufferedLayer = _buffered_layer_class()
 
 
-class _BeamKV:
+class BeamKV:
     """The prompt KV cache laid out for beams, in buffers with room for the generated tokens.
 
     HF's ``DynamicCache`` appends with ``torch.cat`` and reorders beams with ``index_select``: each
@@ -393,7 +393,7 @@ def _search(model, prompts, trie: ItemTrie, *, k: int, width: int, temperature: 
     if k < 1:
         raise ValueError("k must be >= 1")
     logits, cache, mask, lengths = _prefill(model, prompts, trie.pad_id)
-    fast_kv = _BeamKV.supported(cache)
+    fast_kv = BeamKV.supported(cache)
     dev = logits.device
     t = trie.to(dev)
     s = t.num_sid_cols
@@ -440,9 +440,9 @@ def _search(model, prompts, trie: ItemTrie, *, k: int, width: int, temperature: 
         nb_new = li.shape[1]
         flat = (rows * nb + origin).view(-1)
         if depth == 0 and fast_kv:
-            _BeamKV.expand(cache, nb_new, t.max_sid_len)  # origin is 0: every beam starts from its prompt
+            BeamKV.expand(cache, nb_new, t.max_sid_len)  # origin is 0: every beam starts from its prompt
         elif fast_kv and nb_new == nb:
-            _BeamKV.reorder_within_prompts(cache, flat)
+            BeamKV.reorder_within_prompts(cache, flat)
         else:
             if fast_kv:  # the beam count shrank: leave the fast layout (copies rows like HF)
                 for layer in cache.layers:

@@ -13,15 +13,15 @@ from typing import Literal
 import numpy as np
 import torch
 
-from rl4rec.common import RunConfig
 from rl4rec.config import ConfigError, field
 from rl4rec.slate.rankers.gems import GeMS, GeMSConfig
 from rl4rec.slate.rankers.mf import MFConfig, train_mf
 from rl4rec.slate.rankers.pretrain import PretrainConfig, pretrain_gems
+from rl4rec.training import DeviceConfig, default
 
 
 @dataclass(frozen=True)
-class SlatePretrainConfig(RunConfig):
+class SlatePretrainConfig(DeviceConfig):
     """Pretraining of a ranker on logged sessions."""
 
     NAME_KEYS = ("ranker", "env")
@@ -35,9 +35,14 @@ class SlatePretrainConfig(RunConfig):
     gems: GeMSConfig = field(default_factory=GeMSConfig, help="GeMS architecture and loss")
     pretrain: PretrainConfig = field(default_factory=PretrainConfig, help="GeMS pretraining budget")
     mf: MFConfig = field(default_factory=MFConfig, help="MF hyperparameters")
+    device: Literal["auto", "cpu", "cuda"] = default(DeviceConfig, "device", "cpu", "cpu (GeMS/MF pretraining on CUDA is not supported yet: device=cuda is refused)")
 
     def check(self) -> None:
         super().check()
+        if self.device != "cpu":
+            raise ConfigError(f"device={self.device}: slate pretraining runs on the CPU only so far; use device=cpu")
+        if self.mixed_precision != "no":
+            raise ConfigError("mixed_precision: slate pretraining computes in fp32 only; use mixed_precision=no")
         from rl4rec.slate.env.config import check_env_name
 
         try:
@@ -79,6 +84,7 @@ def pretrain_ranker(cfg: SlatePretrainConfig) -> dict:
             path = run.dir / "gems.pt"
             atomic_torch_save({"gems": gems.state_dict(), "center": center, "scale": scale, "seeds": list(seeds), "env": cfg.env}, path)
             result = {"eval/gems_val_loss": min(history["val"]), "eval/gems_val_loss_initial": history["val"][0], "gems_checkpoint": str(path)}
+        result["devices"] = {"device": "cpu", "processes": 1, "mixed_precision": "no"}
         run.write_result("results.json", result)
         return result
 

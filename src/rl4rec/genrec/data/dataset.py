@@ -25,15 +25,16 @@ log = logging.getLogger(__name__)
 
 __all__ = ["SeqDataset", "load_dataset", "resolve_dataset_dir", "default_data_dirs"]
 
-_REPO = Path(__file__).resolve().parents[4]
 
 
 def default_data_dirs() -> list[Path]:
-    """Where dataset names are looked up when no data directory is given."""
+    """Where dataset names are looked up when no data directory is given: ``$RL4REC_DATA_DIR``,
+    then ``data/`` and ``../shared/data`` relative to the working directory (never the package's
+    own location: an installed package has no checkout around it)."""
     dirs = []
     if os.environ.get("RL4REC_DATA_DIR"):
         dirs.append(Path(os.environ["RL4REC_DATA_DIR"]))
-    dirs += [Path("data"), Path("..") / "shared" / "data", _REPO.parent / "shared" / "data"]
+    dirs += [Path("data"), Path("..") / "shared" / "data"]
     return dirs
 
 

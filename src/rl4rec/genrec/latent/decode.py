@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rl4rec.genrec.decoding import _BeamKV, left_pad
+from rl4rec.genrec.decoding import BeamKV, left_pad
 from rl4rec.genrec.latent.model import LatentLM
 from rl4rec.genrec.latent.titles import TitleTrie
 
@@ -60,7 +60,7 @@ def title_beam_search(
     score = torch.zeros(b, 1, device=dev)
     pool_score = torch.full((b, k), NEG_INF, device=dev)
     pool_group = torch.full((b, k), -1, dtype=torch.long, device=dev)
-    fast_kv = _BeamKV.supported(cache)
+    fast_kv = BeamKV.supported(cache)
     rows = torch.arange(b, device=dev)[:, None]
     for depth in range(t.max_depth):
         nb = node.shape[1]
@@ -86,14 +86,14 @@ def title_beam_search(
             break
         if depth == 0:
             if fast_kv:
-                _BeamKV.expand(cache, ls.shape[1], t.max_depth + 1)
+                BeamKV.expand(cache, ls.shape[1], t.max_depth + 1)
             else:
                 cache.batch_repeat_interleave(ls.shape[1])
             mask, lengths = mask.repeat_interleave(ls.shape[1], 0), lengths.repeat_interleave(ls.shape[1], 0)
         else:
             src = (rows * nb + origin).view(-1)
             if fast_kv:
-                _BeamKV.reorder_within_prompts(cache, src)
+                BeamKV.reorder_within_prompts(cache, src)
             else:
                 cache.reorder_cache(src)
         node, score = child.clamp(min=0), ls

@@ -14,16 +14,15 @@ import torch
 
 #: released catalogues (``data/slate/item_embeddings_<name>.npy``)
 RELEASED = ("focused", "diffuse")
-_REPO_ROOT = Path(__file__).resolve().parents[4]
 
 
 def data_dir_candidates() -> list[Path]:
-    """Folders searched for the released ``slate`` data, first match wins."""
+    """Folders searched for the released ``slate`` data, first match wins: ``$RL4REC_SHARED_DATA/slate``,
+    then ``data/slate`` and ``../shared/data/slate`` relative to the working directory."""
     out = []
     if os.environ.get("RL4REC_SHARED_DATA"):
         out.append(Path(os.environ["RL4REC_SHARED_DATA"]) / "slate")
     out += [Path.cwd() / "data" / "slate", Path.cwd().parent / "shared" / "data" / "slate"]
-    out += [_REPO_ROOT / "data" / "slate", _REPO_ROOT.parent / "shared" / "data" / "slate"]
     return out
 
 
