@@ -1,24 +1,27 @@
-"""The ``rl4rec`` command: one argparse tree, each family adds its subcommands via ``register``.
+"""The ``rl4rec`` command: one argparse tree built from :mod:`rl4rec.registry` and the family tools.
 
-Family CLIs live next to their code (``rl4rec/slate/cli.py``, ``rl4rec/genrec/cli.py``, ...) and
-expose ``register(subparsers)``; each subcommand sets ``func`` to a handler taking the parsed
-namespace and returning an exit code. Heavy imports (torch, transformers) happen inside handlers
-so that ``rl4rec --help`` stays fast.
+Every pipeline (training or evaluation) gets its command from :data:`rl4rec.registry.PIPELINES`:
+``rl4rec <family> <command> [CONFIG.yaml] [--config CONFIG.yaml] [--flag VALUE] [key=value ...]``.
+Family modules (``rl4rec/slate/cli.py``, ``rl4rec/genrec/cli.py``, ...) add their tools (data
+preparation, simulators, reports) through ``register(subparsers)``, which returns the family's own
+subparsers when it opens a command group. Heavy imports (torch, transformers) happen inside
+handlers so that ``rl4rec --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import logging
 import sys
 
 from rl4rec.config import ConfigError
+from rl4rec.errors import InputError
 
 #: modules providing ``register(subparsers)``, in the order they appear in ``--help``
 FAMILY_CLIS = (
     "rl4rec.runs_cli",
-    "rl4rec.smoke",
     "rl4rec.quickstart",
     "rl4rec.slate.cli",
     "rl4rec.genrec.cli",
@@ -27,23 +30,58 @@ FAMILY_CLIS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rl4rec.registry import PIPELINES
+
     parser = argparse.ArgumentParser(
         prog="rl4rec",
         description="Train and evaluate recommenders with reinforcement learning.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
     for module_name in FAMILY_CLIS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            # Only a family that is not written yet may be absent; a broken import inside an
-            # existing family module is re-raised so it is never hidden.
-            if err.name == module_name or module_name.startswith(str(err.name) + "."):
-                continue
-            raise
-        module.register(sub)
+        group = importlib.import_module(module_name).register(sub)
+        if group is not None:
+            groups[module_name.split(".")[1]] = group
+    for pipeline in PIPELINES:
+        *family, name = pipeline.command
+        parent = groups[family[0]] if family else sub
+        add_pipeline_command(parent, name, pipeline)
     return parser
+
+
+def add_pipeline_command(parent: argparse._SubParsersAction, name: str, pipeline) -> None:
+    """``name [POSITIONAL] [--config Y] [--flag V ...] [--smoke] [key=value ...]`` for a pipeline."""
+    p = parent.add_parser(name, help=pipeline.help, description=f"{pipeline.help}. Keys: rl4rec config {pipeline.name}")
+    if pipeline.positional:
+        p.add_argument(pipeline.positional, nargs="?", default=None, help=f"the config key {pipeline.positional} (or give {pipeline.positional}=...)")
+    p.add_argument("--config", default=None, help="YAML config file (or give it as the first argument)")
+    for key in pipeline.flags:
+        p.add_argument("--" + key.replace("_", "-"), dest=key, default=None, help=f"the config key {key}")
+    if pipeline.smoke:
+        p.add_argument("--smoke", action="store_true", help="the whole path on a synthetic catalogue (seconds); overrides go to its last stage")
+    add_config_arguments(p)
+    p.set_defaults(func=functools.partial(_run_pipeline, pipeline))
+
+
+def _run_pipeline(pipeline, args: argparse.Namespace) -> int:
+    from rl4rec.config import config_from_args
+    from rl4rec.registry import load
+
+    if pipeline.positional:
+        value = getattr(args, pipeline.positional, None)
+        if value is not None and ("=" in value or value.endswith((".yaml", ".yml"))):
+            args.overrides = [value, *args.overrides]  # a key=value or the config file, not the run
+        elif value is not None:
+            args.overrides = [*args.overrides, f"{pipeline.positional}={value}"]
+    if getattr(args, "smoke", False):
+        runs_dir = next((o.split("=", 1)[1] for o in args.overrides if o.startswith("runs_dir=")), "runs")
+        rest = [o for o in args.overrides if not o.startswith("runs_dir=")]
+        result = load(pipeline.smoke)(runs_dir, rest, progress=True)
+    else:
+        result = pipeline.run(config_from_args(pipeline.config_class(), args, pipeline.flags))
+    print("stopped; continue with resume=true" if result is None else pipeline.format(result))
+    return 0
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, *, config_required: bool = False) -> None:
@@ -76,10 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if args.command is None else 2
+    from rl4rec.runs import RunExistsError
+
     try:
         return int(args.func(args) or 0)
     except ConfigError as err:
         print(f"rl4rec: config error: {err}", file=sys.stderr)
+        return 2
+    except (RunExistsError, FileNotFoundError, InputError) as err:  # the message names the file, line or key
+        print(f"rl4rec: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rl4rec: interrupted", file=sys.stderr)

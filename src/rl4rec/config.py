@@ -31,6 +31,7 @@ __all__ = [
     "to_dict",
     "apply_overrides",
     "load_config",
+    "config_from_args",
     "parse_override",
     "diff_from_defaults",
     "describe",
@@ -336,6 +337,24 @@ def load_config(
     """YAML file (optional) + dotted overrides -> one validated, frozen config object."""
     data = load_yaml(path) if path else {}
     return apply_overrides(cls, data, overrides)
+
+
+def config_from_args(cls: type[C], args: Any, flags: typing.Iterable[str] = ()) -> C:
+    """A command line's config: YAML ``args.config`` (or a ``.yaml`` among the positional
+    overrides), then the ``--flags`` that were given (``args.<key>``), then ``args.overrides``."""
+    overrides = list(getattr(args, "overrides", None) or [])
+    config = getattr(args, "config", None)
+    positional = [o for o in overrides if "=" not in o and o.endswith((".yaml", ".yml"))]  # `rl4rec genrec grpo X.yaml k=v`
+    if positional:
+        if config or len(positional) > 1:
+            raise ConfigError(f"one config file please: got {[config, *positional] if config else positional}")
+        config, overrides = positional[0], [o for o in overrides if o != positional[0]]
+    stray = [o for o in overrides if "=" not in o]
+    if stray:
+        raise ConfigError(f"{stray[0]!r} is not a key=value override (nor a .yaml config file)")
+    data: dict[str, Any] = load_yaml(config) if config else {}
+    flag_overrides = [f"{key}={getattr(args, key)}" for key in flags if getattr(args, key, None) is not None]
+    return apply_overrides(cls, data, [*flag_overrides, *overrides])
 
 
 def replace(cfg: C, **changes: Any) -> C:

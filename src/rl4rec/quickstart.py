@@ -29,21 +29,10 @@ def stage_smoke(runs_dir: Path) -> list[dict]:
 
 
 def _stages() -> list[tuple[str, Stage]]:
-    """Stages in order; families append theirs here."""
-    stages: list[tuple[str, Stage]] = [("smoke", stage_smoke)]
-    try:
-        from rl4rec.slate.quickstart import STAGES as slate_stages
-    except ModuleNotFoundError as err:
-        if err.name not in ("rl4rec.slate", "rl4rec.slate.quickstart"):
-            raise
-        slate_stages = []
-    try:
-        from rl4rec.genrec.quickstart import STAGES as genrec_stages
-    except ModuleNotFoundError as err:
-        if err.name not in ("rl4rec.genrec", "rl4rec.genrec.quickstart"):
-            raise
-        genrec_stages = []
-    return stages + list(slate_stages) + list(genrec_stages)
+    """Stages in order, from :data:`rl4rec.registry.QUICKSTART_STAGES`."""
+    from rl4rec.registry import QUICKSTART_STAGES, load
+
+    return [(name, load(path)) for name, path in QUICKSTART_STAGES]
 
 
 def write_report(rows: list[dict], out: Path, timings: dict[str, float]) -> Path:

@@ -87,9 +87,16 @@ def _cmd_config(args: argparse.Namespace) -> int:
     import importlib
 
     from rl4rec.config import describe
+    from rl4rec.registry import PIPELINES
 
-    module, _, name = args.cls.rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
+    by_name = {p.name: p for p in PIPELINES} | {" ".join(p.command): p for p in PIPELINES}
+    if args.cls in by_name:
+        cls = by_name[args.cls].config_class()
+    else:
+        module, _, name = args.cls.rpartition(".")
+        if not module:
+            raise FileNotFoundError(f"{args.cls!r} is neither a pipeline ({', '.join(p.name for p in PIPELINES)}) nor a dotted class path")
+        cls = getattr(importlib.import_module(module), name)
     for key, tp, default, help_text in describe(cls):
         print(f"{key:<34} {tp:<22} {default:<16} {help_text}")
     return 0
@@ -117,5 +124,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_stop)
 
     p = sub.add_parser("config", help="print every key, type, default and help of a config class")
-    p.add_argument("cls", help="dotted class path, e.g. rl4rec.smoke.SmokeConfig")
+    p.add_argument("cls", help="a pipeline (genrec.sft, 'slate train', ...) or a dotted class path, e.g. rl4rec.smoke.SmokeConfig")
     p.set_defaults(func=_cmd_config)

@@ -7,7 +7,6 @@ same shape (build from config -> resume -> loop with periodic eval/checkpoint ->
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from dataclasses import dataclass
@@ -100,22 +99,5 @@ def train_smoke(cfg: SmokeConfig) -> dict | None:
     return fit(cfg, lambda run, dev: SmokeTask(cfg, run, dev), key_metric="eval/mse")
 
 
-def _cmd_smoke(args: argparse.Namespace) -> int:
-    from rl4rec.config import load_config
-
-    cfg = load_config(SmokeConfig, args.config, args.overrides)
-    result = train_smoke(cfg)
-    if result is None:
-        print("stopped; continue with resume=true")
-        return 0
-    print(" ".join(f"{k}={result[k]:.5f}" for k in ("eval/mse", "eval/best_mse")))
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    from rl4rec.cli import add_config_arguments
-
-    p = sub.add_parser("smoke", help="tiny end-to-end training run (checks the install, runs, resume)")
-    p.add_argument("--config", default=None, help="optional YAML config")
-    add_config_arguments(p)
-    p.set_defaults(func=_cmd_smoke)
+def format_results(result: dict) -> str:
+    return " ".join(f"{k}={result[k]:.5f}" for k in ("eval/mse", "eval/best_mse"))

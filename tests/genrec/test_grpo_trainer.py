@@ -258,7 +258,7 @@ def test_smoke_command_and_eval_of_a_grpo_run(tmp_path, capsys):
     run_dir = tmp_path / "grpo-smoke" / "grpo"
     res = json.loads((run_dir / "test_results.json").read_text())
     assert res["steps"] == 6 and res["test"]["invalid_rate"] == 0
-    assert main(["genrec", "eval", str(run_dir), "--beams", "5", "--runs-dir", str(tmp_path), "--no-progress", "--threads", "1"]) == 0
+    assert main(["genrec", "eval", str(run_dir), "beams=5", f"runs_dir={tmp_path}", "progress=false", "threads=1"]) == 0
     assert "invalid 0.0000" in capsys.readouterr().out
 
 
@@ -266,7 +266,7 @@ def test_config_file_as_positional_argument(tmp_path):
     """`rl4rec genrec grpo configs/genrec/X.yaml init_from=RUN` (the issue's form) and --config agree."""
     import argparse
 
-    from rl4rec.genrec.cli import config_from_args
+    from rl4rec.config import config_from_args
 
     path = tmp_path / "g.yaml"
     path.write_text("group_size: 8\nrewards: {rule: 1.0}\n")

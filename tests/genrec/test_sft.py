@@ -128,7 +128,7 @@ def test_sft_and_eval_commands_on_a_pretrained_folder(tmp_path, synthetic_dir, d
     assert meta["source"].endswith("pre") and len(tok) == meta["vocab_size"] == meta["orig_vocab_size"] + 48
     # the eval command on the same run, with a baseline run next to it for the comparison table
     assert main(["genrec", "train-baseline", "--model", "pop", "--dataset", str(synthetic_dir), f"runs_dir={tmp_path}", *FAST[:3]]) == 0
-    assert main(["genrec", "eval", str(run_dir), "--beams", "3", "--runs-dir", str(tmp_path), "--no-progress", "--threads", "1"]) == 0
+    assert main(["genrec", "eval", str(run_dir), "beams=3", f"runs_dir={tmp_path}", "progress=false", "threads=1"]) == 0
     out = capsys.readouterr().out
     assert "| pop |" in out and "invalid 0.0000" in out
     ev = run_dir / "eval" / "test-b3-best"

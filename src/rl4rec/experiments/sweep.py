@@ -33,7 +33,7 @@ class SweepConfig:
     """A sweep: which task, which base config, which methods, grid and seeds, and where to run."""
 
     experiment: str = field("", "experiment name (the runs' directory under runs_dir); required")
-    task: str = field("smoke", "pipeline to run (see rl4rec.experiments.tasks), e.g. slate.train")
+    task: str = field("smoke", "training pipeline to run (a name of rl4rec.registry.PIPELINES), e.g. slate.train, genrec.grpo")
     base: str = field("", "base YAML config of every run (relative paths are relative to the sweep file)")
     overrides: tuple[str, ...] = field((), "key=value overrides applied to every run")
     methods: dict[str, tuple[str, ...]] = field({}, "named override sets: one row per method in reports")

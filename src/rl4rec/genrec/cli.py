@@ -1,70 +1,20 @@
 """``rl4rec genrec ...``: the generative-recommendation command group.
 
-Subcommands here: ``data`` (load, validate, summarise, materialise a train rebuild),
-``preprocess`` (raw Amazon 2018 files -> a category folder), ``synth`` (a synthetic category),
-``build-sids`` and ``train-baseline``; ``sft`` and ``eval`` come from :data:`COMMAND_MODULES`.
-
-Adding a subcommand: write a module with ``register(genrec_subparsers)`` (keep heavy imports
-inside the handler so ``rl4rec --help`` stays fast) and list it in :data:`COMMAND_MODULES`.
-:func:`config_from_args` turns ``[--config Y] [--flag V ...] [key=value ...]`` into a config.
+Tools here: ``data`` (load, validate, summarise, materialise a train rebuild), ``preprocess`` (raw
+Amazon 2018 files -> a category folder), ``synth`` (a synthetic category), ``build-sids`` and
+``latent-eval``. The pipelines (``train-baseline``, ``sft``, ``eval``, ``grpo``, ``grpo-text``,
+``latent-sft``, ``latent-grpo``) come from :data:`rl4rec.registry.PIPELINES`.
+:func:`rl4rec.config.config_from_args` turns ``[--config Y] [--flag V ...] [key=value ...]`` into a config.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import importlib
 import json
-import sys
-from collections.abc import Callable, Iterable
-from typing import Any
 
-#: extra modules providing ``register(genrec_subparsers)``; one that does not exist is skipped
-COMMAND_MODULES: tuple[str, ...] = ("rl4rec.genrec.sft", "rl4rec.genrec.evaluate", "rl4rec.genrec.grpo.cli", "rl4rec.genrec.latent.cli")
+from rl4rec.config import config_from_args
 
-
-def config_from_args(cls: type, args: argparse.Namespace, flags: Iterable[str] = ()) -> Any:
-    """YAML ``args.config`` (if any), then the named ``--flags`` that were given, then
-    ``args.overrides`` (``key=value``), validated into one ``cls`` object."""
-    from rl4rec.config import ConfigError, apply_overrides, load_yaml
-
-    overrides = list(getattr(args, "overrides", None) or [])
-    config = getattr(args, "config", None)
-    positional = [o for o in overrides if "=" not in o and o.endswith((".yaml", ".yml"))]  # `rl4rec genrec grpo X.yaml k=v`
-    if positional:
-        if config or len(positional) > 1:
-            raise ConfigError(f"one config file please: got {[config, *positional] if config else positional}")
-        config, overrides = positional[0], [o for o in overrides if o != positional[0]]
-    data: dict[str, Any] = load_yaml(config) if config else {}
-    for key in flags:
-        value = getattr(args, key, None)
-        if value is not None:
-            data[key] = value
-    return apply_overrides(cls, data, overrides)
-
-
-def friendly_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Missing files and malformed data end the command with their message and exit code 2
-    (the message already names the file, line and reason; a traceback adds nothing)."""
-
-    @functools.wraps(handler)
-    def wrapped(args: argparse.Namespace) -> int:
-        from rl4rec.genrec.data.catalog import DataFormatError
-        from rl4rec.genrec.sid.codec import SIDFormatError
-
-        try:
-            return handler(args)
-        except (FileNotFoundError, DataFormatError, SIDFormatError) as err:
-            print(f"rl4rec: error: {err}", file=sys.stderr)
-            return 2
-
-    return wrapped
-
-
-def report_result(result: dict | None, fmt: Callable[[dict], str]) -> int:
-    """Print a finished training's summary, or how to continue a stopped one; exit code 0."""
-    print("stopped; continue with resume=true" if result is None else fmt(result))
-    return 0
+__all__ = ["config_from_args", "register"]
 
 
 def _tail(p: argparse.ArgumentParser) -> None:
@@ -77,7 +27,6 @@ def _tail(p: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- data
 
 
-@friendly_errors
 def _cmd_data(args: argparse.Namespace) -> int:
     from rl4rec.genrec.data import load_dataset, write_examples
 
@@ -92,7 +41,6 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-@friendly_errors
 def _cmd_preprocess(args: argparse.Namespace) -> int:
     from rl4rec.genrec.data.preprocess import PreprocessConfig, preprocess_amazon
 
@@ -102,7 +50,6 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     return 0
 
 
-@friendly_errors
 def _cmd_synth(args: argparse.Namespace) -> int:
     from rl4rec.genrec.data import load_dataset
     from rl4rec.genrec.data.synthetic import SyntheticConfig, write_synthetic_dataset
@@ -117,7 +64,6 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- SIDs and baselines
 
 
-@friendly_errors
 def _cmd_build_sids(args: argparse.Namespace) -> int:
     from rl4rec.genrec.sid.build import SIDBuildConfig, build_sids, summarize
 
@@ -126,15 +72,7 @@ def _cmd_build_sids(args: argparse.Namespace) -> int:
     return 0
 
 
-@friendly_errors
-def _cmd_train_baseline(args: argparse.Namespace) -> int:
-    from rl4rec.genrec.baselines.train import BaselineConfig, format_results, train_baseline
-
-    cfg = config_from_args(BaselineConfig, args, ("model", "dataset", "data_dir"))
-    return report_result(train_baseline(cfg), format_results)
-
-
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     group = sub.add_parser("genrec", help="generative recommendation: datasets, semantic IDs, baselines")
     gsub = group.add_subparsers(dest="genrec_command", metavar="SUBCOMMAND")
     group.set_defaults(func=lambda _args: group.print_help() or 0)
@@ -169,18 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _tail(p)
     p.set_defaults(func=_cmd_build_sids)
 
-    p = gsub.add_parser("train-baseline", help="train + test a baseline (pop, sasrec, gru4rec); writes test_results.json")
-    p.add_argument("--model", default=None, help="pop | sasrec | gru4rec")
-    p.add_argument("--dataset", default=None, help="category name or folder")
-    p.add_argument("--data-dir", dest="data_dir", default=None, help="folder holding category folders")
-    _tail(p)
-    p.set_defaults(func=_cmd_train_baseline)
+    from rl4rec.genrec.latent.cli import register_eval
 
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name == module_name:
-                continue
-            raise
-        module.register(gsub)
+    register_eval(gsub)
+    return gsub  # the training and evaluation pipelines come from rl4rec.registry

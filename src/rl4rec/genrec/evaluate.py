@@ -1,6 +1,6 @@
 """Offline evaluation of a generative recommender (spec genrec.md §8) and ``rl4rec genrec eval``.
 
-    rl4rec genrec eval RUN --split test --beams 20
+    rl4rec genrec eval RUN split=test beams=20
 
 For every row of the split: the ``seq_sid2sid`` prompt (the run's own template, so training and
 test prompts agree), constrained beam search, and the 0-based rank of the target among the
@@ -17,20 +17,22 @@ and a comparison table against the part-1 baselines on the same split.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from rl4rec.common import RunConfig
+from rl4rec.config import ConfigError, field
+
 log = logging.getLogger(__name__)
 
-__all__ = ["Predictions", "predict", "compute_metrics", "valid_subset", "validation_metrics", "evaluate_run", "baseline_results", "comparison_table", "EVAL_KS"]
+__all__ = ["EvalConfig", "evaluate", "Predictions", "predict", "compute_metrics", "valid_subset", "validation_metrics", "evaluate_run", "baseline_results", "comparison_table", "EVAL_KS"]
 
 EVAL_KS = (1, 3, 5, 10, 20, 50)
 
@@ -321,30 +323,33 @@ def format_eval(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from rl4rec.genrec.cli import friendly_errors
+@dataclass(frozen=True)
+class EvalConfig(RunConfig):
+    """``rl4rec genrec eval RUN [key=value ...]``: test (or validate) a trained SFT/GRPO run."""
 
-    @friendly_errors
-    def run(a: argparse.Namespace) -> int:
-        result = evaluate_run(
-            a.run, split=a.split, beams=a.beams, batch_size=a.batch_size, which=a.which, runs_dir=a.runs_dir,
-            max_rows=a.max_rows, progress=not a.no_progress, threads=a.threads,
-        )
-        print(format_eval(result))
-        return 0
+    run: str = field("", "the run: folder, EXPERIMENT/NAME or a unique run name under runs_dir")
+    split: Literal["test", "valid", "train"] = field("test", "which rows")
+    beams: int = field(20, "beams = candidates per row; metrics use K <= beams", ge=1)
+    batch_size: int = field(32, "prompts per beam search", ge=1)
+    which: Literal["best", "last"] = field("best", "which saved model of the run")
+    max_rows: int = field(0, "evaluate only the first N rows (0 = all)", ge=0)
+    device: Literal["auto", "cpu", "cuda"] = field("auto", "auto: CUDA when visible, else CPU; cuda where none is visible is an error")
+    baselines_file: str = field("", "a benchmark JSON of baselines on the same split shown in the table (e.g. benchmarks/results/genrec_baselines.json)")
 
-    return run(args)
+    def check(self) -> None:
+        super().check()
+        from rl4rec.devices import check_device_keys
+
+        check_device_keys(self.device)
+        if not self.run:
+            raise ConfigError("run: name the run to evaluate (rl4rec genrec eval RUN)")
 
 
-def register(gsub: argparse._SubParsersAction) -> None:
-    p = gsub.add_parser("eval", help="constrained beam-search evaluation of an SFT/GRPO run: HR/NDCG@K, predictions JSONL, baselines table")
-    p.add_argument("run", help="run directory, EXPERIMENT/NAME or a unique run name")
-    p.add_argument("--split", default="test", choices=["test", "valid", "train"], help="which rows")
-    p.add_argument("--beams", type=int, default=20, help="beams = candidates per row; metrics use K <= beams")
-    p.add_argument("--batch-size", type=int, default=32, help="prompts per beam search")
-    p.add_argument("--which", default="best", choices=["best", "last"], help="which saved model of the run")
-    p.add_argument("--runs-dir", default="runs", help="where runs (and baseline runs) live")
-    p.add_argument("--max-rows", type=int, default=0, help="evaluate only the first N rows (0 = all)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_eval)
+def evaluate(cfg: EvalConfig) -> dict[str, Any]:
+    """:func:`evaluate_run` from a config (what ``rl4rec genrec eval`` runs)."""
+    from rl4rec.devices import resolve_device
+
+    return evaluate_run(
+        cfg.run, split=cfg.split, beams=cfg.beams, batch_size=cfg.batch_size, which=cfg.which, runs_dir=cfg.runs_dir,
+        max_rows=cfg.max_rows, progress=cfg.progress, threads=cfg.threads, device=resolve_device(cfg.device), baselines_file=cfg.baselines_file or None,
+    )

@@ -110,9 +110,3 @@ def stage_latent(runs_dir: Path) -> list[dict]:
         {"stage": "genrec", "what": "MostPop titles on the same rows", "metric": "test/hr@1", "value": (result.get("mostpop") or {}).get("hr@1")},
         {"stage": "genrec", "what": f"latent + noise-GRPO, 6 steps (best step {result.get('best_step')})", "metric": "test/hr@1", "value": test.get("hr@1")},
     ]
-
-
-STAGES = [
-    ("genrec-baselines", stage_baselines), ("genrec-sft", stage_sft), ("genrec-grpo", stage_grpo), ("genrec-grpo-text", stage_grpo_text),
-    ("genrec-latent", stage_latent),
-]

@@ -20,7 +20,6 @@ Run folder, besides the usual files: ``tokenizer/`` (built once, reloaded on res
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import time
@@ -337,24 +336,3 @@ def format_results(result: dict[str, Any]) -> str:
         lines.append(result["table"])
     lines.append(f"results: {result['run_dir']}/test_results.json")
     return "\n".join(lines)
-
-
-def _cmd_sft(args: argparse.Namespace) -> int:
-    from rl4rec.genrec.cli import config_from_args, friendly_errors, report_result
-
-    @friendly_errors
-    def run(a: argparse.Namespace) -> int:
-        return report_result(train_sft(config_from_args(SFTConfig, a, ("dataset", "data_dir"))), format_results)
-
-    return run(args)
-
-
-def register(gsub: argparse._SubParsersAction) -> None:
-    from rl4rec.cli import add_config_arguments
-
-    p = gsub.add_parser("sft", help="supervised fine-tuning of a causal LM on the SID task mixture (then a test evaluation)")
-    p.add_argument("--config", default=None, help="optional YAML config, e.g. configs/genrec/sft_industrial.yaml")
-    p.add_argument("--dataset", default=None, help="category name or folder")
-    p.add_argument("--data-dir", dest="data_dir", default=None, help="folder holding category folders")
-    add_config_arguments(p)
-    p.set_defaults(func=_cmd_sft)

@@ -1,7 +1,8 @@
 """``rl4rec slate ...``: the slate family's commands (simulator, logged data, reference policies).
 
 ``register`` adds one ``slate`` parser whose sub-commands are added by small ``_add_<name>``
-functions, so training commands can join the same group. Handlers take the argparse namespace,
+functions and returns its subparsers, so the registry's pipelines (train, test, pretrain) join the
+same group. Handlers take the argparse namespace,
 import torch lazily and return an exit code. Environment settings go through
 :class:`~rl4rec.slate.env.config.TopicRecConfig` (``--env``/``--mode``/``--embeddings`` plus any
 ``key=value`` override of its fields, e.g. ``fix_divpen_threshold=true``).
@@ -16,7 +17,7 @@ import sys
 from rl4rec.slate.env.config import VARIANTS
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
     slate = subparsers.add_parser(
         "slate",
         help="slate recommendation in the TopicRec simulator (GeMS)",
@@ -27,9 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_eval_policy(sub)
     _add_generate_logs(sub)
     _add_generate_embeddings(sub)
-    from rl4rec.slate.train_cli import register_training
-
-    register_training(sub)
+    return sub  # train, test, pretrain come from rl4rec.registry
 
 
 # --------------------------------------------------------------------------- shared arguments

@@ -42,6 +42,3 @@ def stage_slate(runs_dir: Path) -> list[dict]:
         result = train_slate(apply_overrides(SlateTrainConfig, {}, [*base, *overrides]))
         rows.append({"stage": "slate", "what": what + " (generated catalogue, focused_topdown)", "metric": "test/return (200 users)", "value": result["test/return"]})
     return rows
-
-
-STAGES = [("slate", stage_slate)]

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from rl4rec.common import RunConfig
 from rl4rec.config import ConfigError, field
 from rl4rec.metrics.stats import mean_ci
 from rl4rec.slate.agents import AgentConfig, ReferenceAgent, ReinforceAgent, SACAgent, SlateQAgent, WkNNAgent
@@ -333,6 +334,27 @@ def test_result(seeds, test: torch.Tensor, cfg: SlateTrainConfig) -> dict[str, A
         "test_users": cfg.test_users,
         "env_mode": cfg.env_mode,
     }
+
+
+@dataclass(frozen=True)
+class SlateTestConfig(RunConfig):
+    """Re-test of a finished run's best checkpoint (``rl4rec slate test RUN [key=value ...]``)."""
+
+    run: str = field("", "the run: folder, EXPERIMENT/NAME or a unique run name under runs_dir")
+    users: int = field(0, "test users (0 = the run's own test_users)", ge=0)
+
+    def check(self) -> None:
+        super().check()
+        if not self.run:
+            raise ConfigError("run: name the run to re-test (rl4rec slate test RUN)")
+
+
+def retest(cfg: SlateTestConfig) -> dict[str, Any]:
+    from rl4rec.runs import find_run
+    from rl4rec.seeding import apply_threads
+
+    apply_threads(cfg.threads)
+    return retest_run(find_run(Path(cfg.runs_dir), cfg.run), cfg.users or None)
 
 
 def retest_run(run_dir: Path, users: int | None = None) -> dict[str, Any]:

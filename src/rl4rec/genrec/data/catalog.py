@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rl4rec.errors import InputError
 from rl4rec.genrec.sid.codec import SIDCodec, SIDFormatError, parse_sid
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ItemCatalog", "DataFormatError", "parse_description", "clean_text"]
 
 
-class DataFormatError(ValueError):
+class DataFormatError(InputError):
     """A data file is malformed; the message starts with ``file:line:`` and says what is wrong."""
 
 

@@ -7,11 +7,10 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_smoke", "run_text_smoke", "format_results", "register"]
+__all__ = ["run_smoke", "run_text_smoke", "format_results"]
 
 #: the smoke run: a 50-item synthetic catalog, a briefly trained tiny LM, a few small GRPO steps
 SMOKE_SFT = [
@@ -84,42 +83,3 @@ def format_results(result: dict[str, Any]) -> str:
         lines.append(result["table"])
     lines.append(f"results: {result['run_dir']}/test_results.json")
     return "\n".join(lines)
-
-
-def _cmd_grpo(args: argparse.Namespace) -> int:
-    from rl4rec.genrec.cli import config_from_args, friendly_errors, report_result
-
-    text = args.genrec_command == "grpo-text"
-
-    @friendly_errors
-    def run(a: argparse.Namespace) -> int:
-        if a.smoke:
-            runs_dir = next((o.split("=", 1)[1] for o in a.overrides if o.startswith("runs_dir=")), "runs")
-            rest = [o for o in a.overrides if not o.startswith("runs_dir=")]
-            result = (run_text_smoke if text else run_smoke)(runs_dir, rest, progress=True)
-        else:
-            from rl4rec.genrec.grpo.config import GRPOConfig, TextGRPOConfig
-            from rl4rec.genrec.grpo.trainer import train_grpo
-
-            result = train_grpo(config_from_args(TextGRPOConfig if text else GRPOConfig, a, ("init_from",)))
-        return report_result(result, format_results)
-
-    return run(args)
-
-
-def register(gsub: argparse._SubParsersAction) -> None:
-    from rl4rec.cli import add_config_arguments
-
-    commands = {
-        "grpo": ("GRPO of an SFT run with recommendation rewards (beam or sampled rollouts)", "grpo_industrial", "the SFT run (folder, EXPERIMENT/NAME or unique name)",
-                 "synthetic catalog, a brief tiny SFT, then a few GRPO steps (seconds)"),
-        "grpo-text": ("free-text GRPO grounded by retrieval (ndcg/hit/mrr/mixed of the target's rank)", "grpo_text_industrial",
-                      "an SFT run trained with tasks.seq_title2title", "synthetic catalog, a brief title SFT, then a few GRPO steps with a hashing retriever"),
-    }
-    for name, (what, config, init, smoke) in commands.items():
-        p = gsub.add_parser(name, help=f"{what}; --smoke on synthetic data")
-        p.add_argument("--config", default=None, help=f"optional YAML config, e.g. configs/genrec/{config}.yaml")
-        p.add_argument("--init-from", dest="init_from", default=None, help=init)
-        p.add_argument("--smoke", action="store_true", help=smoke)
-        add_config_arguments(p)
-        p.set_defaults(func=_cmd_grpo)

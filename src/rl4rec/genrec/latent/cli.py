@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "run_smoke", "format_results", "evaluate_latent_run", "SMOKE_SFT", "SMOKE_GRPO"]
+__all__ = ["register_eval", "run_smoke", "format_results", "evaluate_latent_run", "SMOKE_SFT", "SMOKE_GRPO"]
 
 SMOKE_SFT = [
     "experiment=latent-smoke", "run_name=sft", "train_recipe=file", "max_steps=150", "eval_every=75", "batch_size=16", "lr=3e-3",
@@ -87,48 +87,11 @@ def format_eval(result: dict[str, Any]) -> str:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from rl4rec.genrec.cli import friendly_errors
-
-    @friendly_errors
-    def run(a: argparse.Namespace) -> int:
-        print(format_eval(evaluate_latent_run(a.run, a.which, a.overrides, a.runs_dir)))
-        return 0
-
-    return run(args)
+    print(format_eval(evaluate_latent_run(args.run, args.which, args.overrides, args.runs_dir)))
+    return 0
 
 
-def _cmd(args: argparse.Namespace) -> int:
-    from rl4rec.genrec.cli import config_from_args, friendly_errors, report_result
-
-    @friendly_errors
-    def run(a: argparse.Namespace) -> int:
-        if a.genrec_command == "latent-sft":
-            from rl4rec.genrec.latent.sft import LatentSFTConfig, train_latent_sft
-
-            return report_result(train_latent_sft(config_from_args(LatentSFTConfig, a)), format_results)
-        if a.smoke:
-            runs_dir = next((o.split("=", 1)[1] for o in a.overrides if o.startswith("runs_dir=")), "runs")
-            return report_result(run_smoke(runs_dir, [o for o in a.overrides if not o.startswith("runs_dir=")], progress=True), format_results)
-        from rl4rec.genrec.latent.grpo import LatentGRPOConfig, train_latent_grpo
-
-        return report_result(train_latent_grpo(config_from_args(LatentGRPOConfig, a, ("init_from",))), format_results)
-
-    return run(args)
-
-
-def register(gsub: argparse._SubParsersAction) -> None:
-    from rl4rec.cli import add_config_arguments
-
-    p = gsub.add_parser("latent-sft", help="SFT of an LM + latent thought module on title generation (LatentR3-style)")
-    p.add_argument("--config", default=None, help="optional YAML config, e.g. configs/genrec/latent_sft_cds.yaml")
-    add_config_arguments(p)
-    p.set_defaults(func=_cmd)
-    p = gsub.add_parser("latent-grpo", help="noise-GRPO of the latent module with the LM frozen; --smoke on synthetic data")
-    p.add_argument("--config", default=None, help="optional YAML config, e.g. configs/genrec/latent_grpo_corrected.yaml")
-    p.add_argument("--init-from", dest="init_from", default=None, help="the latent SFT run (folder, EXPERIMENT/NAME or unique name)")
-    p.add_argument("--smoke", action="store_true", help="synthetic catalogue: a brief latent SFT, then a few noise-GRPO steps")
-    add_config_arguments(p)
-    p.set_defaults(func=_cmd)
+def register_eval(gsub: argparse._SubParsersAction) -> None:
     p = gsub.add_parser("latent-eval", help="re-test a latent SFT/GRPO run's saved model (title metrics, popularity groups, MostPop)")
     p.add_argument("run", help="run folder, EXPERIMENT/NAME or unique run name")
     p.add_argument("--which", default="best", choices=["best", "last"])

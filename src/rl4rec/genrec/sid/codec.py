@@ -18,13 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from rl4rec.errors import InputError
+
 __all__ = ["SIDCodec", "SIDFormatError", "LETTERS", "add_extra_level", "reassign_last_level"]
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 _TOKEN = re.compile(r"<([a-z])_(\d+)>")
 
 
-class SIDFormatError(ValueError):
+class SIDFormatError(InputError):
     """A SID token or string does not have the ``<letter_code>`` form or the expected levels."""
 
 

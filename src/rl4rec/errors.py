@@ -1,0 +1,10 @@
+"""Errors that mean "the input is wrong", not "the code is wrong": the CLI prints their message
+(which names the file, line or key) in one line and exits with 2, without a traceback."""
+
+from __future__ import annotations
+
+__all__ = ["InputError"]
+
+
+class InputError(ValueError):
+    """Malformed user data (a CSV row, a SID file, a dataset folder)."""
