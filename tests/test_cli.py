@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
+
+import pytest
 
 from rl4rec.cli import main
 
@@ -41,3 +44,37 @@ def test_config_command_prints_every_key(capsys):
     assert main(["config", "rl4rec.smoke.SmokeConfig"]) == 0
     out = capsys.readouterr().out
     assert "tracking.backends" in out and "step_sleep" in out
+
+
+def _training_commands():
+    from rl4rec.registry import PIPELINES
+
+    return [p.command for p in PIPELINES if p.trains]
+
+
+@pytest.mark.parametrize("command", _training_commands(), ids=" ".join)
+def test_device_cuda_without_a_gpu_is_one_line_naming_the_key(command, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible")
+    assert main([*command, "device=cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "device=cuda" in err, err
+
+
+def test_every_pipeline_has_a_command_a_config_and_a_sweep_task():
+    from rl4rec.experiments.tasks import get_task, task_names
+    from rl4rec.registry import PIPELINES
+
+    parser_commands = set()
+    for p in PIPELINES:
+        assert dataclasses.is_dataclass(p.config_class())
+        parser_commands.add(p.command)
+    assert {"genrec.grpo", "genrec.grpo_text", "genrec.latent_sft", "genrec.latent_grpo", "slate.train", "genrec.sft"} <= set(task_names())
+    with pytest.raises(KeyError, match="evaluation"):
+        get_task("genrec.eval")
+    for command in parser_commands:  # each is reachable from the CLI
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, "--help"])
+        assert exit_info.value.code == 0
