@@ -46,18 +46,11 @@ class RunDir:
     """The folder layout of a run, spelled in one place.
 
     ``RunDir(path).checkpoint("last")`` -> ``checkpoints/last.pt``; ``.model("best")`` ->
-    ``model/best`` (a ``save_pretrained`` folder); ``.results`` -> ``test_results.json``;
-    ``.init_run`` -> ``init_run.json`` (the run a GRPO run started from); ``.tokenizer``.
+    ``model/best`` (a ``save_pretrained`` folder); ``.init_run`` -> ``init_run.json`` (the run a GRPO run started from); ``.tokenizer``.
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-
-    def __truediv__(self, name: str) -> Path:
-        return self.path / name
-
-    def __fspath__(self) -> str:
-        return str(self.path)
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -77,18 +70,6 @@ class RunDir:
     @property
     def tokenizer(self) -> Path:
         return self.path / "tokenizer"
-
-    @property
-    def config(self) -> Path:
-        return self.path / "config.yaml"
-
-    @property
-    def metrics(self) -> Path:
-        return self.path / "metrics.jsonl"
-
-    @property
-    def results(self) -> Path:
-        return self.path / "test_results.json"
 
     @property
     def init_run(self) -> Path:

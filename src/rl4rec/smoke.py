@@ -50,6 +50,7 @@ class SmokeTask(Task):
     """The reference task of :func:`rl4rec.training.fit`: an MLP on a seeded regression problem."""
 
     select_mode = "min"
+    STATE = ("model", "opt", "sampler")
 
     def __init__(self, cfg: SmokeConfig, run, dev):
         import torch
@@ -81,14 +82,6 @@ class SmokeTask(Task):
 
     def validate(self, step: int) -> dict[str, float]:
         return {"eval/mse": self.mse()}
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "sampler": self.sampler.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.sampler.set_state(state["sampler"])
 
     def test(self, loop: dict) -> dict:
         return {"eval/mse": self.mse(), "eval/best_mse": float(loop["best"])}

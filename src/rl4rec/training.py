@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+import torch
+
 from rl4rec.common import RunConfig
 from rl4rec.config import ConfigError, field
 
@@ -158,15 +160,36 @@ class Task:
         score = metrics[self.select_key]
         return score > best if self.select_mode == "max" else score < best
 
+    #: attributes making up the task's state: modules, optimizers and schedulers (their
+    #: ``state_dict``), generators (their RNG state) and plain numbers. Declared, never discovered.
+    STATE: ClassVar[tuple[str, ...]] = ()
+
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue bit-identically (models, optimizers, generators, buffers)."""
-        raise NotImplementedError
+        """Everything needed to continue bit-identically: the :attr:`STATE` attributes."""
+        return {name: _state_of(getattr(self, name)) for name in self.STATE}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        raise NotImplementedError
+        for name in self.STATE:
+            value = getattr(self, name)
+            if isinstance(value, torch.Generator):
+                value.set_state(state[name])
+            elif hasattr(value, "load_state_dict"):
+                value.load_state_dict(state[name])
+            elif isinstance(value, (int, float)):
+                setattr(self, name, type(value)(state[name]))
+            else:
+                setattr(self, name, state[name])
+
+    def save_model(self, folder, info: dict[str, Any]) -> None:
+        """Write a loadable model folder (``model/last``, ``model/best``); the default writes none."""
 
     def save_models(self, step: int, best: bool, metrics: dict[str, float] | None) -> None:
-        """Loadable model folders (``model/last``, ``model/best``) besides the checkpoint; main only."""
+        """``model/last`` at every checkpoint, ``model/best`` on a new best (main process only)."""
+        if type(self).save_model is Task.save_model:
+            return
+        self.save_model(self.run.layout.model("last"), {"step": step})
+        if best:
+            self.save_model(self.run.layout.model("best"), {"step": step, "valid": metrics})
 
     def summary(self) -> dict[str, Any]:
         """What the result file says of the run besides the loop's numbers (data, sizes)."""
@@ -175,6 +198,12 @@ class Task:
     def test(self, loop: dict[str, Any]) -> dict[str, Any]:
         """Test the best checkpoint (main process only); merged into the result."""
         return {}
+
+
+def _state_of(value: Any) -> Any:
+    if isinstance(value, torch.Generator):
+        return value.get_state()
+    return value.state_dict() if hasattr(value, "state_dict") else value
 
 
 def _initial_state(mode: str) -> dict[str, Any]:

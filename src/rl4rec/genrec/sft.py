@@ -144,6 +144,8 @@ class SFTTask(Task):
     one process (tested).
     """
 
+    STATE = ("model", "opt", "sched", "tokens")
+
     def __init__(self, cfg: SFTConfig, run, dev):
         import torch
 
@@ -249,21 +251,10 @@ class SFTTask(Task):
         return validation_metrics(self.model, self.tok, self.trie, self.builder, self.valid, beams=cfg.eval_beams,
                                   batch_size=cfg.eval_batch_size, max_len=cfg.max_len, ks=self.ks)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "tokens": self.tokens}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])
-        self.tokens = int(state["tokens"])
-
-    def save_models(self, step: int, best: bool, metrics: dict[str, float] | None) -> None:
+    def save_model(self, folder, info: dict[str, Any]) -> None:
         from rl4rec.genrec.model import save_model_dir
 
-        save_model_dir(self.model, self.tok, self.run.layout.model("last"), {**self.meta, "step": step})
-        if best:
-            save_model_dir(self.model, self.tok, self.run.layout.model("best"), {**self.meta, "step": step, "valid": metrics})
+        save_model_dir(self.model, self.tok, folder, {**self.meta, **info})
 
     def summary(self) -> dict[str, Any]:
         ds, weights, sizes = self.ds, self.weights, self.sizes

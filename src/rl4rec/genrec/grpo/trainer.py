@@ -95,6 +95,7 @@ class GRPOTask(Task):
             p.requires_grad_(True)
         self.use_ref = cfg.beta > 0
         self.ref = copy.deepcopy(policy).eval().requires_grad_(False) if self.use_ref else None
+        self.STATE = ("policy", "opt", "sched", "completions", "tokens") + (("ref",) if self.use_ref else ())
         self.family = family = make_family(cfg, loaded, dev.device, policy)
         self.meta = {**loaded.meta, "grpo_from": str(loaded.run_dir), "grpo": family.describe(), "rewards": dict(cfg.rewards)}
         self.samples, self.prompts, self.sizes = family.prompt_pool()
@@ -154,27 +155,10 @@ class GRPOTask(Task):
     def validate(self, step: int) -> dict[str, float]:
         return self.family.validate(self.policy, self.valid)
 
-    def state_dict(self) -> dict[str, Any]:
-        out = {"model": self.policy.state_dict(), "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-               "completions": self.completions, "tokens": self.tokens}
-        if self.use_ref:
-            out["ref_model"] = self.ref.state_dict()
-        return out
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy.load_state_dict(state["model"])
-        if self.use_ref:
-            self.ref.load_state_dict(state["ref_model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])
-        self.completions, self.tokens = int(state["completions"]), int(state["tokens"])
-
-    def save_models(self, step: int, best: bool, metrics: dict[str, float] | None) -> None:
+    def save_model(self, folder, info: dict[str, Any]) -> None:
         from rl4rec.genrec.model import save_model_dir
 
-        save_model_dir(self.policy, self.tok, self.run.layout.model("last"), {**self.meta, "step": step})
-        if best:
-            save_model_dir(self.policy, self.tok, self.run.layout.model("best"), {**self.meta, "step": step, "valid": metrics})
+        save_model_dir(self.policy, self.tok, folder, {**self.meta, **info})
 
     def summary(self) -> dict[str, Any]:
         cfg = self.cfg

@@ -168,6 +168,8 @@ def estimator_loss(kind: str, logp: torch.Tensor, tmask: torch.Tensor, adv: torc
 class LatentGRPOTask(Task):
     """The latent module trained by noise-GRPO; the LM stays frozen (and in eval mode)."""
 
+    STATE = ("latent", "opt", "sched", "noise_gen")
+
     def __init__(self, cfg: LatentGRPOConfig, run, dev):
         from rl4rec.genrec.evaluate import valid_subset
         from rl4rec.genrec.latent.evaluate import encode_prompts
@@ -199,7 +201,8 @@ class LatentGRPOTask(Task):
         self.eval_every = cfg.eval_every or self.total_steps
         self.name, self.select_key = f"latent-grpo {ds.name}", f"valid/{cfg.select_metric}"
         self.valid = valid_subset(ds.valid, cfg.eval.rows)
-        self.params = list(self.llm.latent.parameters())
+        self.latent = self.llm.latent  # what trains, and what a checkpoint holds
+        self.params = list(self.latent.parameters())
         self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg.warmup(self.total_steps), cfg.schedule, self.total_steps))
         self.noise_gen = torch.Generator().manual_seed(cfg.seed * 1000 + 17)
@@ -225,22 +228,10 @@ class LatentGRPOTask(Task):
         res = evaluate_split(self.llm, self.tok, self.data, self.trie, self.valid, self.eval_view, desc="valid")
         return {f"valid/{k}": v for k, v in res["metrics"].items() if isinstance(v, (int, float))}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"latent": self.llm.latent.state_dict(), "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-                "noise_rng": self.noise_gen.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.llm.latent.load_state_dict(state["latent"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])
-        self.noise_gen.set_state(state["noise_rng"])
-
-    def save_models(self, step: int, best: bool, metrics: dict[str, float] | None) -> None:
+    def save_model(self, folder, info: dict[str, Any]) -> None:
         from rl4rec.genrec.latent.model import save_latent_model
 
-        save_latent_model(self.llm, self.tok, self.run.layout.model("last"), {**self.meta, "step": step})
-        if best:
-            save_latent_model(self.llm, self.tok, self.run.layout.model("best"), {**self.meta, "step": step, "valid": metrics})
+        save_latent_model(self.llm, self.tok, folder, {**self.meta, **info})
 
     def summary(self) -> dict[str, Any]:
         rl = self.rl

@@ -183,6 +183,8 @@ class LatentSFTTask(Task):
     weighted by each chunk's share of the batch's title tokens (so chunks and processes add up to
     the batch mean)."""
 
+    STATE = ("llm", "opt", "sched")
+
     def __init__(self, cfg: LatentSFTConfig, run, dev):
         import torch
 
@@ -251,20 +253,10 @@ class LatentSFTTask(Task):
         res = evaluate_split(self.llm, self.tok, self.data, self.trie, self.valid, self.cfg, desc="valid")
         return {f"valid/{k}": v for k, v in res["metrics"].items() if isinstance(v, (int, float))}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.llm.state_dict(), "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.llm.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])
-
-    def save_models(self, step: int, best: bool, metrics: dict[str, float] | None) -> None:
+    def save_model(self, folder, info: dict[str, Any]) -> None:
         from rl4rec.genrec.latent.model import save_latent_model
 
-        save_latent_model(self.llm, self.tok, self.run.layout.model("last"), {**self.meta, "step": step})
-        if best:
-            save_latent_model(self.llm, self.tok, self.run.layout.model("best"), {**self.meta, "step": step, "valid": metrics})
+        save_latent_model(self.llm, self.tok, folder, {**self.meta, **info})
 
     def summary(self) -> dict[str, Any]:
         ds = self.data.ds
