@@ -21,7 +21,6 @@ default with :func:`default` instead of re-declaring a key.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -322,7 +321,3 @@ def fit(cfg: LoopConfig, build, *, key_metric: str | None = None) -> dict[str, A
 
 def _shown(key: str, value: Any) -> bool:
     return isinstance(value, float) and "/" in key and "ci95" not in key and not key.startswith("perf/")
-
-
-def config_fields(cls: type) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls)]
