@@ -10,7 +10,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 TORCH_VERSION ?= 2.13.0
 # Extra pip arguments for torch only, e.g. TORCH_PIP_ARGS="--index-url <your CUDA wheel index>"
 TORCH_PIP_ARGS ?=
-TEST_EXTRAS ?= dev,text,ray,wandb,swanlab,lora
+TEST_EXTRAS ?= dev,text,ray,wandb,swanlab,lora,docs
 QUICKSTART_EXTRAS ?= text
 BENCH_EXTRAS ?= dev,text,ray,wandb,swanlab,lora,trl
 PYTEST_ARGS ?=
@@ -18,6 +18,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make quickstart   install (if needed) and run the end-to-end tour, ending in a report"
 	@echo "make test         install (if needed) and run the test suite"
+	@echo "make docs         build the documentation site into site/ (mkdocs build --strict; regenerates docs/reference and docs/results)"
 	@echo "make bench        run the speed benchmarks (writes benchmarks/results/*.json)"
 	@echo "make lock         re-resolve constraints.txt from the current dependency ranges"
 	@echo "make lint         ruff"
@@ -53,6 +54,9 @@ test: install-test
 test-slow: install-test
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 quickstart: install-quickstart
 	$(VENV)/bin/rl4rec quickstart
 
@@ -67,11 +71,11 @@ lint: install-test
 lock:
 	rm -rf .lockenv && python3 -m venv .lockenv
 	.lockenv/bin/pip install -q "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
-	.lockenv/bin/pip install -q ".[text,lora,ray,wandb,swanlab,trl,dev]"
+	.lockenv/bin/pip install -q ".[text,lora,ray,wandb,swanlab,trl,docs,dev]"
 	.lockenv/bin/pip freeze --exclude rl4rec | sed -E 's/^(torch==[^+]+)\+.*/\1/' | grep -v '^nvidia-\|^triton==' > constraints.txt
 	rm -rf .lockenv
 
-.PHONY: help test test-slow quickstart bench lint lock install-test install-quickstart
+.PHONY: help test test-slow quickstart docs bench lint lock install-test install-quickstart
 
 # GPU check: run on a CUDA machine with its own preinstalled stack (torch, transformers, accelerate): no venv,
 # no registry. rl4rec runs from src/ (PYTHONPATH, nothing installed); the pure-Python deps that do not import

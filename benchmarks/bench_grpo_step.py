@@ -90,11 +90,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=12)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    from rl4rec.genrec.grpo.cli import run_smoke
+    from rl4rec.genrec.smoke import sid_smoke
 
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp)
-        run_smoke(runs, ["max_steps=1", "test_at_end=false", "eval_at_start=false"])  # trains the shared SFT model
+        sid_smoke(runs, ["max_steps=1", "test_at_end=false", "eval_at_start=false"])  # trains the shared SFT model
         init = runs / "grpo-smoke" / "sft"
         times = {"trl_grpo_trainer": trl_steps(init, args.steps)}
         for rollout in ("sample", "beam"):

@@ -28,3 +28,33 @@ def test_name_is_stable_and_safe():
     b = apply_overrides(ToyConfig, {}, ["seed=1", "hidden=[64, 32]", "ranker=top_k"])
     assert run_name(a) == run_name(b) == "sac-top-k_hidden64+32_seed1"
     assert "/" not in run_name(apply_overrides(ToyConfig, {}, ["agent=a/b/c.pt"]))
+
+
+def test_names_keep_three_keys_then_a_hash_and_never_pass_80_characters():
+    import hashlib
+
+    cfg = apply_overrides(ToyConfig, {}, ["seed=1", "lambda_kl=1.5", "gamma=0", "env.click_model=mixPBM", "hidden=[64, 32]"])
+    digest = hashlib.sha1(b"click-model-mixPBM").hexdigest()[:6]  # the fourth differing key (declaration order) is hashed
+    assert run_name(cfg) == f"sac-gems_kl1.5_gamma0.0_hidden64+32_{digest}_seed1"
+    other = apply_overrides(ToyConfig, {}, ["seed=1", "lambda_kl=1.5", "gamma=0", "env.click_model=mixPBM", "hidden=[8]"])
+    assert run_name(other) != run_name(cfg)  # what the hash hides still tells runs apart
+    long = apply_overrides(ToyConfig, {}, ["seed=1", "agent=" + "a" * 120, "gamma=0"])
+    assert len(run_name(long)) <= 80 and run_name(long).endswith("_seed1")
+
+
+def test_a_run_of_an_older_name_is_found_by_its_stored_config(tmp_path):
+    """Runs named by an earlier scheme still resume: the folder is looked up by config.yaml."""
+    from rl4rec.runs import read_status, run_dir_for
+    from rl4rec.smoke import SmokeConfig, train_smoke
+
+    cfg = apply_overrides(SmokeConfig, {}, [f"runs_dir={tmp_path}", "steps=20", "eval_every=10", "progress=false", "threads=1"])
+    train_smoke(cfg)
+    new = run_dir_for(cfg)
+    old = new.with_name("mlp_an-older-longer-name_steps20_eval-every10_seed0")
+    new.rename(old)
+    assert run_dir_for(cfg) == old
+    resumed = train_smoke(apply_overrides(SmokeConfig, {}, [f"runs_dir={tmp_path}", "steps=20", "eval_every=10", "resume=true", "threads=1"]))
+    assert resumed is not None and resumed["run_dir"] == str(old) and read_status(old)["status"] == "finished"
+    assert not new.exists()
+    changed = apply_overrides(SmokeConfig, {}, [f"runs_dir={tmp_path}", "steps=30", "eval_every=10"])
+    assert run_dir_for(changed).name == run_name(changed)  # another config: a new run

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from rl4rec.config import apply_overrides
-from rl4rec.runs import Run, RunExistsError, atomic_torch_save, list_runs, load_checkpoint, read_status
+from rl4rec.runs import Run, RunExistsError, atomic_torch_save, list_runs, load_checkpoint, read_status, run_dir_for
 from rl4rec.smoke import SmokeConfig, train_smoke
 from rl4rec.tracking import read_metrics
 
@@ -89,7 +89,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
 
     killed_root = tmp_path / "killed"
     proc = _spawn(killed_root, "step_sleep=0.02")
-    run_dir = killed_root / "smoke" / "mlp_steps120_eval-every20_save-every10_step-sleep0.02_seed3"
+    run_dir = run_dir_for(_cfg(killed_root, "seed=3", "step_sleep=0.02"))
     deadline = time.time() + 60
     while time.time() < deadline:  # wait until a few checkpoints exist, then kill -9 mid-training
         last = run_dir / "checkpoints" / "last.pt"
@@ -117,7 +117,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
 
 def test_sigterm_stops_cleanly(tmp_path):
     proc = _spawn(tmp_path, "step_sleep=0.02")
-    run_dir = tmp_path / "smoke" / "mlp_steps120_eval-every20_save-every10_step-sleep0.02_seed3"
+    run_dir = run_dir_for(_cfg(tmp_path, "seed=3", "step_sleep=0.02"))
     deadline = time.time() + 60
     while time.time() < deadline and not (run_dir / "checkpoints" / "last.pt").exists():
         time.sleep(0.05)

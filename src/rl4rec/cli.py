@@ -1,11 +1,10 @@
 """The ``rl4rec`` command: one argparse tree built from :mod:`rl4rec.registry` and the family tools.
 
-Every pipeline (training or evaluation) gets its command from :data:`rl4rec.registry.PIPELINES`:
-``rl4rec <family> <command> [CONFIG.yaml] [--config CONFIG.yaml] [--flag VALUE] [key=value ...]``.
-Family modules (``rl4rec/slate/cli.py``, ``rl4rec/genrec/cli.py``, ...) add their tools (data
-preparation, simulators, reports) through ``register(subparsers)``, which returns the family's own
-subparsers when it opens a command group. Heavy imports (torch, transformers) happen inside
-handlers so that ``rl4rec --help`` stays fast.
+Every pipeline (training, evaluation or tool) gets its command from :data:`rl4rec.registry.PIPELINES`:
+``rl4rec <family> <command> [CONFIG.yaml] [--config CONFIG.yaml] [--flag VALUE] [--json] [key=value ...]``.
+The modules of :data:`COMMAND_MODULES` add the commands that are not pipelines (runs, sweeps,
+reports, the quickstart) through ``register(subparsers, groups)``. Heavy imports (torch,
+transformers) happen inside handlers so that ``rl4rec --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -19,18 +18,12 @@ import sys
 from rl4rec.config import ConfigError
 from rl4rec.errors import InputError
 
-#: modules providing ``register(subparsers)``, in the order they appear in ``--help``
-FAMILY_CLIS = (
-    "rl4rec.runs_cli",
-    "rl4rec.quickstart",
-    "rl4rec.slate.cli",
-    "rl4rec.genrec.cli",
-    "rl4rec.experiments.cli",
-)
+#: modules providing ``register(subparsers, groups)``, in the order they appear in ``--help``
+COMMAND_MODULES = ("rl4rec.runs_cli", "rl4rec.quickstart", "rl4rec.experiments.cli", "rl4rec.genrec.latent.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rl4rec.registry import PIPELINES
+    from rl4rec.registry import FAMILIES, PIPELINES
 
     parser = argparse.ArgumentParser(
         prog="rl4rec",
@@ -39,10 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {}
-    for module_name in FAMILY_CLIS:
-        group = importlib.import_module(module_name).register(sub)
-        if group is not None:
-            groups[module_name.split(".")[1]] = group
+    for family, text in FAMILIES.items():
+        group = sub.add_parser(family, help=text, description=text)
+        group.set_defaults(func=lambda _args, g=group: (g.print_help(), 2)[1])
+        groups[family] = group.add_subparsers(dest=f"{family}_command", metavar="SUBCOMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(sub, groups)
     for pipeline in PIPELINES:
         *family, name = pipeline.command
         parent = groups[family[0]] if family else sub
@@ -56,17 +51,25 @@ def add_pipeline_command(parent: argparse._SubParsersAction, name: str, pipeline
     if pipeline.positional:
         p.add_argument(pipeline.positional, nargs="?", default=None, help=f"the config key {pipeline.positional} (or give {pipeline.positional}=...)")
     p.add_argument("--config", default=None, help="YAML config file (or give it as the first argument)")
-    for key in pipeline.flags:
-        p.add_argument("--" + key.replace("_", "-"), dest=key, default=None, help=f"the config key {key}")
+    for flag, key in _flag_keys(pipeline):
+        p.add_argument("--" + flag.replace("_", "-"), dest="flag:" + key, default=None, help=f"the config key {key}")
+    for key in pipeline.switches:
+        p.add_argument("--" + key.replace("_", "-"), dest="flag:" + key, action="store_const", const="true", help=f"{key}=true")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     if pipeline.smoke:
         p.add_argument("--smoke", action="store_true", help="the whole path on a synthetic catalogue (seconds); overrides go to its last stage")
     add_config_arguments(p)
     p.set_defaults(func=functools.partial(_run_pipeline, pipeline))
 
 
+def _flag_keys(pipeline) -> list[tuple[str, str]]:
+    """``(flag, dotted key)`` of each ``flags`` entry (``env=sim.variant`` or just ``seed``)."""
+    return [tuple(spec.split("=", 1)) if "=" in spec else (spec, spec) for spec in pipeline.flags]
+
+
 def _run_pipeline(pipeline, args: argparse.Namespace) -> int:
     from rl4rec.config import config_from_args
-    from rl4rec.registry import load
+    from rl4rec.registry import format_json, load
 
     if pipeline.positional:
         value = getattr(args, pipeline.positional, None)
@@ -79,8 +82,13 @@ def _run_pipeline(pipeline, args: argparse.Namespace) -> int:
         rest = [o for o in args.overrides if not o.startswith("runs_dir=")]
         result = load(pipeline.smoke)(runs_dir, rest, progress=True)
     else:
-        result = pipeline.run(config_from_args(pipeline.config_class(), args, pipeline.flags))
-    print("stopped; continue with resume=true" if result is None else pipeline.format(result))
+        keys = [key for _, key in _flag_keys(pipeline)] + list(pipeline.switches)
+        flags = [f"{key}={getattr(args, 'flag:' + key)}" for key in keys if getattr(args, "flag:" + key, None) is not None]
+        result = pipeline.run(config_from_args(pipeline.config_class(), args, flags))
+    if result is None:
+        print("stopped; continue with resume=true")
+    else:
+        print(format_json(result) if args.json else pipeline.format(result))
     return 0
 
 

@@ -61,8 +61,8 @@ def field(
 
     Args:
         default: default value (immutable values only; use ``default_factory`` for lists).
-        help: one-line description shown by ``rl4rec ... --help-config`` and in docs.
-        ge, gt, le, lt: numeric bounds checked at construction.
+        help: one-line description shown by ``rl4rec config`` and in the configuration reference.
+        ge: numeric lower bound (inclusive) checked at construction; ``gt``, ``le`` and ``lt`` likewise.
         short: abbreviation used in run names (``""`` puts only the value in the name,
             ``None`` uses the field name).
     """
@@ -341,7 +341,7 @@ def load_config(
 
 def config_from_args(cls: type[C], args: Any, flags: typing.Iterable[str] = ()) -> C:
     """A command line's config: YAML ``args.config`` (or a ``.yaml`` among the positional
-    overrides), then the ``--flags`` that were given (``args.<key>``), then ``args.overrides``."""
+    overrides), then ``flags`` (the ``key=value`` of the ``--flags`` given), then ``args.overrides``."""
     overrides = list(getattr(args, "overrides", None) or [])
     config = getattr(args, "config", None)
     positional = [o for o in overrides if "=" not in o and o.endswith((".yaml", ".yml"))]  # `rl4rec genrec grpo X.yaml k=v`
@@ -353,8 +353,7 @@ def config_from_args(cls: type[C], args: Any, flags: typing.Iterable[str] = ()) 
     if stray:
         raise ConfigError(f"{stray[0]!r} is not a key=value override (nor a .yaml config file)")
     data: dict[str, Any] = load_yaml(config) if config else {}
-    flag_overrides = [f"{key}={getattr(args, key)}" for key in flags if getattr(args, key, None) is not None]
-    return apply_overrides(cls, data, [*flag_overrides, *overrides])
+    return apply_overrides(cls, data, [*flags, *overrides])
 
 
 def replace(cfg: C, **changes: Any) -> C:

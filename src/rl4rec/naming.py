@@ -1,12 +1,16 @@
 """Run names built from what differs: ``sac-gems_focused-topdown_kl1.0_click0.5_seed58407201``.
 
 Researchers in this field hand-edit dozens of log and tracker names per batch of runs; here the
-name is a pure function of the config, so it is readable, complete and stable across machines.
+name is a pure function of the config, so it is readable and stable across machines: the method
+and dataset (``NAME_KEYS``), the batched seeds, at most :data:`MAX_KEYS` of the keys that differ
+from the defaults, a short hash of the others, then the seed; never over :data:`MAX_LENGTH`
+characters. The full difference is in ``config.yaml`` (``rl4rec runs show``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from typing import Any
 
@@ -48,30 +52,36 @@ def _token(key: str, value: Any, fld: dataclasses.Field) -> str:
     return f"{short}{text}"
 
 
+MAX_KEYS = 3
+MAX_LENGTH = 80
+
+
 def run_name(cfg: Any) -> str:
-    """The run name of ``cfg``: its ``NAME_KEYS`` values, then every differing field, then the seed."""
+    """The run name of ``cfg`` (see the module docstring)."""
     exclude = tuple(getattr(cfg, "NAME_EXCLUDE", ()))
     lead_keys = tuple(getattr(cfg, "NAME_KEYS", ()))
-    lead = []
-    for key in lead_keys:
-        value, fld = _get(cfg, key)
-        lead.append(_token(key, value, fld))
-    rest = []
+    lead = [_token(key, *_get(cfg, key)) for key in lead_keys]
+    head = ["-".join(lead[:2]), *lead[2:]] if lead else []
+    rest, seeds = [], []
     for key, value, fld in diff_from_defaults(cfg):
-        top = key.split(".", 1)[0]
-        if key in lead_keys or top in exclude or key in exclude:
+        if key in lead_keys or key.split(".", 1)[0] in exclude or key in exclude:
             continue
-        rest.append(_token(key, value, fld))
-    parts = []
-    if lead:
-        parts.append("-".join(lead[:2]))
-        parts.extend(lead[2:])
-    parts.extend(rest)
-    parts.append(f"seed{cfg.seed}")
-    name = "_".join(p for p in parts if p)
-    if len(name) > 200:  # file-system limits; keep it stable with a hash of the full name
-        import hashlib
+        if key == "seeds":  # batched seeds follow the method; more than two are counted, and hashed
+            head.append(_token(key, value, fld) if len(value) <= 2 else f"{len(value)}seeds")
+            seeds = [_token(key, value, fld)] if len(value) > 2 else []
+        else:
+            rest.append(_token(key, value, fld))
+    shown, hidden = rest[:MAX_KEYS], [*seeds, *rest[MAX_KEYS:]]
 
-        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
-        name = f"{name[:180]}_{digest}_seed{cfg.seed}"
+    def compose() -> str:
+        digest = [hashlib.sha1("_".join(hidden).encode()).hexdigest()[:6]] if hidden else []
+        return "_".join(p for p in [*head, *shown, *digest, f"seed{cfg.seed}"] if p)
+
+    while shown and len(compose()) > MAX_LENGTH:
+        hidden.insert(0, shown.pop())
+    name = compose()
+    if len(name) > MAX_LENGTH:  # long dataset or path names: cut the head, the hash keeps it unique
+        hidden = [*head, *hidden]
+        tail = compose().split("_", len(head))[-1]
+        name = "_".join(head)[: MAX_LENGTH - len(tail) - 1].rstrip("_-") + "_" + tail
     return name

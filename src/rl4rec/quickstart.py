@@ -1,8 +1,10 @@
-"""``rl4rec quickstart``: a few-minute tour of every pipeline that works, ending in a report.
+"""``rl4rec quickstart``: a few-minute tour of every pipeline, ending in one report.
 
-Each stage uses only data the package generates itself (the quickstart must also work where
-``../shared/data`` does not exist), writes ordinary runs under ``<runs_dir>/quickstart/`` and
-returns rows for the final report. Running it again resumes finished runs instead of redoing them.
+The tour is five ordinary sweep files shipped with the package (``rl4rec/sweeps/quickstart_*.yaml``,
+one per task: foundation, slate RL, semantic IDs, free text, latent reasoning), run one after the
+other by :func:`rl4rec.experiments.sweep.run_sweep` on data generated here (so it also works where
+``../shared/data`` does not exist), then reported by :func:`rl4rec.experiments.report.build_report`
+with one section per task. Running it again skips the runs that finished.
 """
 
 from __future__ import annotations
@@ -10,62 +12,76 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
+
+import yaml
 
 log = logging.getLogger(__name__)
 
-Stage = Callable[[Path], list[dict]]
+SECTIONS = ("smoke", "slate", "sid", "text", "latent")
 
 
-def stage_smoke(runs_dir: Path) -> list[dict]:
-    """Foundation: a tiny training run with checkpoints and tracking."""
-    from rl4rec.config import apply_overrides
-    from rl4rec.smoke import SmokeConfig, train_smoke
+def sweep_of(section: str, runs_dir: Path, data: Path, catalogue: Path):
+    """The quickstart sweep of ``section`` with its data paths filled in (``$DATA``, ``$CATALOGUE``)."""
+    from rl4rec.config import from_dict
+    from rl4rec.experiments.sweep import SweepConfig
 
-    cfg = apply_overrides(SmokeConfig, {}, [f"runs_dir={runs_dir}", "experiment=quickstart", "resume=true"])
-    result = train_smoke(cfg) or {}
-    return [{"stage": "smoke", "what": "MLP regression, 300 steps", "metric": "eval/mse", "value": result.get("eval/mse")}]
-
-
-def _stages() -> list[tuple[str, Stage]]:
-    """Stages in order, from :data:`rl4rec.registry.QUICKSTART_STAGES`."""
-    from rl4rec.registry import QUICKSTART_STAGES, load
-
-    return [(name, load(path)) for name, path in QUICKSTART_STAGES]
+    text = (resources.files("rl4rec") / "sweeps" / f"quickstart_{section}.yaml").read_text()
+    spec = yaml.safe_load(text.replace("$DATA", str(data)).replace("$CATALOGUE", str(catalogue)))
+    return from_dict(SweepConfig, {**spec, "runs_dir": str(runs_dir)})
 
 
-def write_report(rows: list[dict], out: Path, timings: dict[str, float]) -> Path:
-    lines = ["# rl4rec quickstart report", "", "| stage | what | metric | value |", "|---|---|---|---|"]
-    for row in rows:
-        value = row.get("value")
-        text = f"{value:.4g}" if isinstance(value, float) else str(value)
-        lines.append(f"| {row['stage']} | {row['what']} | {row['metric']} | {text} |")
-    lines += ["", "| stage | wall time (s) |", "|---|---|"]
-    lines += [f"| {name} | {secs:.1f} |" for name, secs in timings.items()]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    return out
+def prepare_data(runs_dir: Path) -> tuple[Path, Path]:
+    """The synthetic genrec category and the slate catalogue every section reads."""
+    from rl4rec.genrec.data.synthetic import write_synthetic_dataset
+    from rl4rec.runs import atomic_save_npy
+    from rl4rec.slate.env.embeddings import generate_embeddings
+
+    root = runs_dir / "quickstart"
+    catalogue = root / "slate_catalogue.npy"
+    if not catalogue.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        atomic_save_npy(catalogue, generate_embeddings(1000, 10, 2, peak_power=None, seed=7).numpy())
+    return write_synthetic_dataset(root / "data"), catalogue
 
 
 def run_quickstart(runs_dir: Path, only: list[str] | None = None) -> Path:
-    rows: list[dict] = []
-    timings: dict[str, float] = {}
-    for name, stage in _stages():
-        if only and name not in only:
-            continue
-        log.info("quickstart stage: %s", name)
-        t0 = time.perf_counter()
-        rows.extend(stage(runs_dir))
-        timings[name] = time.perf_counter() - t0
-    report = write_report(rows, runs_dir / "quickstart" / "REPORT.md", timings)
     from rl4rec.experiments.report import build_report
+    from rl4rec.experiments.sweep import run_sweep
 
-    metrics = ["eval/mse", "test/return", "test.hr@1", "test.ndcg@10"]
-    md, html = build_report(runs_dir, "quickstart", metrics)  # per-run tables, curves and parameters
-    print(report.read_text())
-    print(f"summary: {report}\nfull report: {md} and {html}")
-    return report
+    unknown = [s for s in only or () if s not in SECTIONS]
+    if unknown:
+        raise ValueError(f"--only: unknown section {unknown[0]!r} (sections: {', '.join(SECTIONS)})")
+    data, catalogue = prepare_data(runs_dir)
+    experiments, timings = [], {}
+    for section in SECTIONS:
+        if only and section not in only:
+            continue
+        sweep = sweep_of(section, runs_dir, data, catalogue)
+        log.info("quickstart section %s: %s", section, sweep.experiment)
+        t0 = time.perf_counter()
+        failed = {n: o for n, o in run_sweep(sweep).items() if o.startswith("failed")}
+        if failed:
+            raise RuntimeError(f"quickstart section {section}: " + "; ".join(f"{n}: {o}" for n, o in failed.items()))
+        timings[section] = time.perf_counter() - t0
+        experiments.append(sweep.experiment)
+    md, html = build_report(runs_dir, experiments, out_dir=runs_dir / "quickstart" / "report", title="rl4rec quickstart")
+    print(headline(md.read_text()))
+    print("wall time: " + ", ".join(f"{s} {t:.0f}s" for s, t in timings.items()))
+    print(f"full report (parameters, tests, curves): {md} and {html}")
+    return md
+
+
+def headline(report_md: str) -> str:
+    """A report's titles, descriptions and result tables, without its parameter and curve parts."""
+    keep, out = True, []
+    for line in report_md.splitlines():
+        if line.startswith("## ") or line.startswith("### "):
+            keep = not line.startswith(("### Parameters", "### Learning curves"))
+        if keep:
+            out.append(line)
+    return "\n".join(out)
 
 
 def _cmd(args: argparse.Namespace) -> int:
@@ -73,8 +89,8 @@ def _cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, groups: dict | None = None) -> None:  # noqa: ARG001 (top-level commands)
     p = sub.add_parser("quickstart", help="a few-minute end-to-end tour on generated data, ending in a report")
     p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--only", nargs="*", default=None, help="run only these stages")
+    p.add_argument("--only", nargs="*", default=None, help=f"run only these sections ({', '.join(SECTIONS)})")
     p.set_defaults(func=_cmd)

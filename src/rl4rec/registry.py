@@ -1,5 +1,5 @@
-"""Every pipeline declared once: the CLI commands, sweep tasks, ``rl4rec config`` and the
-quickstart stages all come from :data:`PIPELINES` and :data:`QUICKSTART_STAGES`.
+"""Every pipeline declared once: the CLI commands, sweep tasks (the quickstart's sections are sweep
+files over them) and ``rl4rec config`` all come from :data:`PIPELINES`.
 
 An entry names its config class, the function that runs a config, the formatter of its result and
 the command that starts it; everything is an import string, so listing pipelines (``rl4rec
@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Pipeline", "PIPELINES", "QUICKSTART_STAGES", "get_pipeline", "pipeline_for_command", "load", "sweep_tasks", "format_json"]
+__all__ = ["Pipeline", "PIPELINES", "FAMILIES", "get_pipeline", "get_task", "pipeline_for_command", "load", "sweep_tasks", "format_json"]
 
 
 @dataclass(frozen=True)
@@ -35,13 +35,16 @@ class Pipeline:
     #: ``module:function`` turning a result into the text the command prints
     formatter: str
     help: str
-    #: config keys that also have a ``--flag`` (``data_dir`` -> ``--data-dir``)
+    #: config keys that also have a ``--flag`` (``data_dir`` -> ``--data-dir``; ``env=sim.variant``
+    #: names the flag and its dotted key)
     flags: tuple[str, ...] = ()
+    #: boolean config keys with a value-less ``--flag`` that sets them true
+    switches: tuple[str, ...] = ()
     #: a config key given as the first positional argument (``rl4rec genrec eval RUN``)
     positional: str | None = None
     #: ``module:function(runs_dir, overrides, progress)``: the whole path on synthetic data (``--smoke``)
     smoke: str | None = None
-    #: a training pipeline (can be swept); evaluations are not
+    #: a training pipeline (can be swept); evaluations and tools are not
     trains: bool = True
 
     def config_class(self) -> type:
@@ -53,6 +56,8 @@ class Pipeline:
     def format(self, result: dict[str, Any]) -> str:
         return load(self.formatter)(result)
 
+
+_SIM_FLAGS = ("env=sim.variant", "mode=sim.mode", "embeddings=sim.catalogue", "device")
 
 PIPELINES: tuple[Pipeline, ...] = (
     Pipeline("smoke", ("smoke",), "rl4rec.smoke:SmokeConfig", "rl4rec.smoke:train_smoke", "rl4rec.smoke:format_results",
@@ -74,28 +79,44 @@ PIPELINES: tuple[Pipeline, ...] = (
              "rl4rec.genrec.evaluate:format_eval", "constrained beam-search evaluation of an SFT/GRPO run: HR/NDCG@K, predictions JSONL, baselines table",
              positional="run", trains=False),
     Pipeline("genrec.grpo", ("genrec", "grpo"), "rl4rec.genrec.grpo.config:GRPOConfig", "rl4rec.genrec.grpo.trainer:train_grpo",
-             "rl4rec.genrec.grpo.cli:format_results", "GRPO of an SFT run with recommendation rewards (beam or sampled rollouts); --smoke on synthetic data",
-             flags=("init_from",), smoke="rl4rec.genrec.grpo.cli:run_smoke"),
+             "rl4rec.genrec.grpo.trainer:format_results", "GRPO of an SFT run with recommendation rewards (beam or sampled rollouts); --smoke on synthetic data",
+             flags=("init_from",), smoke="rl4rec.genrec.smoke:sid_smoke"),
     Pipeline("genrec.grpo_text", ("genrec", "grpo-text"), "rl4rec.genrec.grpo.config:TextGRPOConfig", "rl4rec.genrec.grpo.trainer:train_grpo",
-             "rl4rec.genrec.grpo.cli:format_results", "free-text GRPO grounded by retrieval (ndcg/hit/mrr/mixed of the target's rank); --smoke on synthetic data",
-             flags=("init_from",), smoke="rl4rec.genrec.grpo.cli:run_text_smoke"),
+             "rl4rec.genrec.grpo.trainer:format_results", "free-text GRPO grounded by retrieval (ndcg/hit/mrr/mixed of the target's rank); --smoke on synthetic data",
+             flags=("init_from",), smoke="rl4rec.genrec.smoke:text_smoke"),
     Pipeline("genrec.latent_sft", ("genrec", "latent-sft"), "rl4rec.genrec.latent.sft:LatentSFTConfig", "rl4rec.genrec.latent.sft:train_latent_sft",
              "rl4rec.genrec.latent.cli:format_results", "SFT of an LM + latent thought module on title generation (LatentR3-style)"),
     Pipeline("genrec.latent_grpo", ("genrec", "latent-grpo"), "rl4rec.genrec.latent.grpo:LatentGRPOConfig", "rl4rec.genrec.latent.grpo:train_latent_grpo",
              "rl4rec.genrec.latent.cli:format_results", "noise-GRPO of the latent module with the LM frozen; --smoke on synthetic data",
-             flags=("init_from",), smoke="rl4rec.genrec.latent.cli:run_smoke"),
+             flags=("init_from",), smoke="rl4rec.genrec.smoke:latent_smoke"),
+    # tools: no run folder, not swept
+    Pipeline("slate.eval_policy", ("slate", "eval-policy"), "rl4rec.slate.tools:EvalPolicyConfig", "rl4rec.slate.tools:eval_policy",
+             "rl4rec.slate.tools:format_eval_policy", "mean/std/SEM of a reference policy's return over the test users",
+             flags=("policy", "epsilon", "users", "seed", *_SIM_FLAGS), trains=False),
+    Pipeline("slate.generate_logs", ("slate", "generate-logs"), "rl4rec.slate.tools:GenerateLogsConfig", "rl4rec.slate.tools:generate_logs",
+             "rl4rec.slate.tools:format_logs", "logged sessions of the epsilon-greedy oracle (GeMS / MF training data)",
+             flags=("sessions", "seed", "epsilon", "out", "batch_size", *_SIM_FLAGS), switches=("overwrite",), trains=False),
+    Pipeline("slate.generate_embeddings", ("slate", "generate-embeddings"), "rl4rec.slate.tools:GenerateEmbeddingsConfig",
+             "rl4rec.slate.tools:generate_embeddings", "rl4rec.slate.tools:format_embeddings",
+             "draw a new item catalogue (.npy) with the paper's recipe", flags=("out", "peak_power", "seed", "num_items"), trains=False),
+    Pipeline("genrec.data", ("genrec", "data"), "rl4rec.genrec.tools:DataCheckConfig", "rl4rec.genrec.tools:check_data",
+             "rl4rec.genrec.tools:format_data", "load and validate a category; print counts; optionally write the train rebuild",
+             flags=("dataset", "data_dir", "train_recipe", "write_train"), switches=("skip_bad_rows",), trains=False),
+    Pipeline("genrec.preprocess", ("genrec", "preprocess"), "rl4rec.genrec.tools:PreprocessCommandConfig", "rl4rec.genrec.tools:preprocess",
+             "rl4rec.registry:format_json", "raw Amazon 2018 review + metadata JSON lines -> a category folder",
+             flags=("reviews", "meta", "out", "name"), trains=False),
+    Pipeline("genrec.synth", ("genrec", "synth"), "rl4rec.genrec.tools:SynthCommandConfig", "rl4rec.genrec.tools:synth",
+             "rl4rec.genrec.tools:format_synth", "write a synthetic category with a known next-item rule", flags=("out",), trains=False),
+    Pipeline("genrec.build_sids", ("genrec", "build-sids"), "rl4rec.genrec.sid.build:SIDBuildConfig", "rl4rec.genrec.sid.build:build_sids",
+             "rl4rec.genrec.sid.build:summarize", "semantic IDs: embeddings -> RQ-KMeans / RQ-VAE -> collision handling -> index.json",
+             flags=("dataset", "data_dir", "method", "encoder", "out"), trains=False),
 )
 
-#: the quickstart's stages in order: ``name -> module:function(runs_dir) -> report rows``
-QUICKSTART_STAGES: tuple[tuple[str, str], ...] = (
-    ("smoke", "rl4rec.quickstart:stage_smoke"),
-    ("slate", "rl4rec.slate.quickstart:stage_slate"),
-    ("genrec-baselines", "rl4rec.genrec.quickstart:stage_baselines"),
-    ("genrec-sft", "rl4rec.genrec.quickstart:stage_sft"),
-    ("genrec-grpo", "rl4rec.genrec.quickstart:stage_grpo"),
-    ("genrec-grpo-text", "rl4rec.genrec.quickstart:stage_grpo_text"),
-    ("genrec-latent", "rl4rec.genrec.quickstart:stage_latent"),
-)
+#: the command groups: ``rl4rec <family> ...``
+FAMILIES: dict[str, str] = {
+    "slate": "slate recommendation with RL in the TopicRec user simulator (GeMS)",
+    "genrec": "generative recommendation: datasets, semantic IDs, baselines, SFT, GRPO, latent reasoning",
+}
 
 
 def load(path: str) -> Any:
@@ -121,6 +142,14 @@ def pipeline_for_command(command: tuple[str, ...]) -> Pipeline | None:
 def sweep_tasks() -> dict[str, Pipeline]:
     """The pipelines a sweep can run (every training pipeline)."""
     return {p.name: p for p in PIPELINES if p.trains}
+
+
+def get_task(name: str) -> tuple[type, Any]:
+    """The config class and entry of a sweepable pipeline; unknown names list the valid ones."""
+    pipeline = get_pipeline(name)
+    if not pipeline.trains:
+        raise KeyError(f"{name!r} is an evaluation or a tool, not a training pipeline; sweepable: {', '.join(sorted(sweep_tasks()))}")
+    return pipeline.config_class(), pipeline.run
 
 
 def format_json(result: dict[str, Any]) -> str:

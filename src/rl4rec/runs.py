@@ -198,6 +198,32 @@ def read_status(run_dir: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the run
 
 
+#: config keys that do not change what a run computes (or where it lives)
+_BOOKKEEPING = ("run_name", "runs_dir", "resume", "progress", "threads", "tracking", "description", "tags")
+_stored_configs: dict[Path, dict[str, Any]] = {}
+
+
+def _substance(config: Mapping[str, Any]) -> str:
+    return json.dumps({k: v for k, v in config.items() if k not in _BOOKKEEPING}, sort_keys=True, default=str)
+
+
+def run_dir_for(cfg: Any) -> Path:
+    """The folder of ``cfg``'s run: ``<runs_dir>/<experiment>/<name>``. Where that folder does not
+    exist, a folder of the same experiment whose stored ``config.yaml`` is ``cfg`` (bookkeeping
+    keys aside) is used instead, so runs named by an older naming scheme still resume."""
+    exp_dir = Path(cfg.runs_dir) / cfg.experiment
+    path = exp_dir / (cfg.run_name or run_name(cfg))
+    if cfg.run_name or path.exists() or not exp_dir.is_dir():
+        return path
+    want = _substance(to_dict(cfg))
+    for folder in sorted(p for p in exp_dir.iterdir() if (p / "config.yaml").is_file()):
+        if folder not in _stored_configs:  # config.yaml never changes a run's substance: cache it
+            _stored_configs[folder] = _substance(yaml.safe_load((folder / "config.yaml").read_text()) or {})
+        if _stored_configs[folder] == want:
+            return folder
+    return path
+
+
 class Run:
     """A run directory opened for writing. Use as a context manager around the training loop.
 
@@ -208,8 +234,8 @@ class Run:
 
     def __init__(self, cfg: Any, *, key_metric: str | None = None, follower: bool = False):
         self.cfg = cfg
-        self.name = cfg.run_name or run_name(cfg)
-        self.dir = Path(cfg.runs_dir) / cfg.experiment / self.name
+        self.dir = run_dir_for(cfg)
+        self.name = self.dir.name
         self.layout = RunDir(self.dir)
         self.ckpt_dir = self.layout.checkpoints
         self.key_metric = key_metric
@@ -451,6 +477,7 @@ def config_of(cfg_cls: type, run_dir: Path) -> Any:
 
 __all__ = [
     "Run",
+    "run_dir_for",
     "RunDir",
     "RunExistsError",
     "StopRequested",

@@ -102,7 +102,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, groups: dict | None = None) -> None:  # noqa: ARG001 (top-level commands)
     runs = sub.add_parser("runs", help="list, show and stop runs")
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION")
 

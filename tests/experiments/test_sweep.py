@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -40,11 +41,15 @@ def _sweep_file(tmp_path: Path, backend: str = "local", **extra) -> Path:
 
 
 def _table(runs: Path) -> dict:
+    """Results by sweep identity (method, grid point, seed), as names depend on every key."""
+    manifest = json.loads((runs / "toy" / "sweep.json").read_text())
     out = {}
-    for run_dir in sorted((runs / "toy").iterdir()):
-        if (run_dir / "test_results.json").exists():
-            result = json.loads((run_dir / "test_results.json").read_text())
-            out[run_dir.name] = {k: v for k, v in result.items() if k not in ("train_s", "wall_s", "run_dir", "devices")}
+    for entry in manifest["runs"]:
+        path = runs / "toy" / entry["name"] / "test_results.json"
+        if path.exists():
+            result = json.loads(path.read_text())
+            key = f"{entry['method']} {json.dumps(entry['point'])} {entry['seed']}"
+            out[key] = {k: v for k, v in result.items() if k not in ("train_s", "wall_s", "run_dir", "devices")}
     return out
 
 
@@ -52,7 +57,9 @@ def test_expand_names_and_validation(tmp_path):
     sweep, base = load_sweep(_sweep_file(tmp_path))
     members = expand(sweep, base)
     assert len(members) == 8 and len({m.name for m in members}) == 8
-    assert members[0].name == "mlp_steps40_hidden8_lr0.02_eval-every10_save-every10_seed1"
+    # three differing keys by name, the other two as a hash (sha1 of their tokens)
+    digest = hashlib.sha1(b"eval-every10_save-every10").hexdigest()[:6]
+    assert members[0].name == f"mlp_steps40_hidden8_lr0.02_{digest}_seed1"
     with pytest.raises(ConfigError, match="report_columns"):
         load_sweep(_sweep_file(tmp_path, report_columns=["env"]))
     with pytest.raises(ConfigError, match=r"adam_slow.*unknown config key 'lrr'"):
@@ -122,8 +129,7 @@ def test_kill_a_worker_then_rerun_completes_only_the_missing(tmp_path):
     assert sum(o == "skipped (finished)" for o in outcome.values()) == 7
     killed_table = _table(dir_ / "runs")
     # step_sleep only slows the loop: values equal the uninterrupted sweep's, run by run
-    strip = {k.replace("_step-sleep0.03", ""): v for k, v in killed_table.items()}
-    assert strip == reference
+    assert killed_table == reference
 
 
 def _slate_sweep(tmp_path: Path, backend: str) -> Path:
@@ -156,7 +162,10 @@ def test_slate_sweep_2_methods_2_envs_2_seeds(tmp_path, backend, shared_data):
     text = md.read_text()
     assert "| method | focused_topdown | focused_divpen |" in text
     assert "REINFORCE+SoftMax" in text and "STO" in text and "(n=2)" in text
-    assert "| agent | ranker |" in text  # parameters that differ per method
+    differ = text.split("### Parameters that differ between methods")[1].split("###")[0]
+    assert "| key | REINFORCE+SoftMax | STO |" in differ  # keys down, methods across
+    assert "| agent | reinforce | sto |" in differ and "| ranker | softmax | none |" in differ
+    assert "| env |" not in differ  # the column key is in the headers, not repeated
     assert "curve_eval_return_focused_topdown.png" in text
 
 

@@ -132,7 +132,8 @@ def test_clipped_ratio_when_old_logp_differs():
 def _split_worker(rank: int, world: int, init_file: str, out_file: str) -> None:
     import torch.distributed as dist
 
-    from rl4rec.genrec.grpo.distributed import global_advantages, sum_gradients
+    from rl4rec.devices import sum_gradients
+    from rl4rec.genrec.grpo.objective import global_advantages
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     torch.manual_seed(0)

@@ -12,24 +12,24 @@ import torch
 from rl4rec.cli import main
 from rl4rec.config import ConfigError, apply_overrides
 from rl4rec.genrec.artifacts import load_sft_run
-from rl4rec.genrec.grpo.cli import SMOKE_TEXT_GRPO, SMOKE_TEXT_SFT
 from rl4rec.genrec.grpo.config import TextGRPOConfig
 from rl4rec.genrec.grpo.trainer import train_grpo
 from rl4rec.genrec.sft import SFTConfig, train_sft
+from rl4rec.genrec.smoke import TEXT
 
 
 @pytest.fixture(scope="module")
 def text_sft(tmp_path_factory, synthetic_dir) -> Path:
     """A tiny LM taught to write the next item's title for 400 steps (~40 s on one core)."""
     runs = tmp_path_factory.mktemp("text_runs")
-    res = train_sft(apply_overrides(SFTConfig, {}, [f"dataset={synthetic_dir}", *SMOKE_TEXT_SFT, f"runs_dir={runs}", "progress=false",
+    res = train_sft(apply_overrides(SFTConfig, {}, [f"dataset={synthetic_dir}", *TEXT.sft, "experiment=grpo-text-smoke", "run_name=sft", f"runs_dir={runs}", "progress=false",
                                                     "max_steps=400", "eval_every=400"]))
     assert res["test"]["rows"] == len(load_sft_run(res["run_dir"]).dataset.test)
     return Path(res["run_dir"])
 
 
 def _cfg(text_sft: Path, tmp_path: Path, *extra: str) -> TextGRPOConfig:
-    return apply_overrides(TextGRPOConfig, {}, [*SMOKE_TEXT_GRPO, f"init_from={text_sft}", f"runs_dir={tmp_path}", "progress=false", *extra])
+    return apply_overrides(TextGRPOConfig, {}, [*TEXT.rl, "experiment=grpo-text-smoke", "run_name=grpo", f"init_from={text_sft}", f"runs_dir={tmp_path}", "progress=false", *extra])
 
 
 def test_hf_generation_is_seeded_and_masks_up_to_eos(text_sft):

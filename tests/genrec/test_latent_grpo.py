@@ -84,7 +84,7 @@ def _setup(seed: int = 0):
 
 
 def _run_steps(llm, prompts, targets, rl, *, steps, rank=0, world=1, micro=64, lr=1e-2, gather=None, reduce=None):
-    from rl4rec.genrec.grpo.distributed import all_gather_rows, sum_gradients
+    from rl4rec.devices import all_gather_rows, sum_gradients
 
     params = list(llm.latent.parameters())
     opt = torch.optim.Adam(params, lr=lr)

@@ -20,9 +20,9 @@ def test_smoke_latent_sft_beats_mostpop_and_grpo_runs(tmp_path):
     """150 SFT steps on the synthetic rule (next = successor w.p. 0.9) put the true next title
     far above the popularity list; then 6 noise-GRPO steps; the results carry metrics with CIs,
     popularity groups, title ambiguity and MostPop on the same rows."""
-    from rl4rec.genrec.latent.cli import run_smoke
+    from rl4rec.genrec.smoke import latent_smoke
 
-    result = run_smoke(tmp_path)
+    result = latent_smoke(tmp_path)
     sft = result["sft_test"]
     assert sft["hr@5"] > 2 * result["mostpop"]["hr@5"] and sft["hr@5"] > 0.18, (sft, result["mostpop"])
     assert sft["invalid"] == 0 and set(sft["popularity_groups"]) == {"group1", "group2", "group3"}

@@ -40,7 +40,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, groups: dict | None = None) -> None:  # noqa: ARG001 (top-level commands)
     p = sub.add_parser("sweep", help="run a sweep file (methods x grid x seeds) locally or on Ray; resumable")
     p.add_argument("file", help="sweep YAML (see rl4rec config rl4rec.experiments.sweep.SweepConfig)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the sweep file, e.g. backend=ray workers=4")

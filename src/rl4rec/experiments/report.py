@@ -184,21 +184,22 @@ def baseline_comparison(records: list[RunRecord], baseline: list[RunRecord], met
 def parameters(
     records: list[RunRecord], columns: tuple[str, ...] = ()
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """Config keys shared by every run, and per method the keys whose values differ between runs.
+    """Config keys with one value in every run, and per method the keys that vary among the runs.
 
-    ``columns`` (the report's column keys, e.g. env) are left out: the table headers show them.
+    A key varies when the runs that set it hold at least two values; a key only some runs have
+    (another pipeline's) with one value, or one unset everywhere, is in neither (``config.yaml``
+    has it). ``columns`` (the report's column keys, e.g. env) are left out: the headers show them.
     """
-    ignore = ("seed", "run_name", "resume", "progress", *columns)
-    keys = sorted({k for r in records for k in r.config})
+    ignore = ("seed", "run_name", "resume", "progress", "experiment", "runs_dir", "description", "tags", *columns)
+    keys = sorted({k for r in records for k in r.config} - set(ignore))
     shared, differing = {}, []
     for k in keys:
-        if k in ignore:
-            continue
-        vals = {json.dumps(r.config.get(k), sort_keys=True) for r in records}
-        if len(vals) == 1:
-            shared[k] = records[0].config.get(k)
-        else:
+        values = [r.config.get(k) for r in records]
+        distinct = {json.dumps(v, sort_keys=True) for v in values if v is not None}
+        if len(distinct) > 1:
             differing.append(k)
+        elif len(distinct) == 1 and None not in values:
+            shared[k] = values[0]
     per_method: dict[str, dict[str, Any]] = {}
     for r in records:
         row = per_method.setdefault(r.method, {})
@@ -211,7 +212,7 @@ def parameters(
     return shared, per_method
 
 
-def plot_curves(records: list[RunRecord], out_dir: Path) -> list[Path]:
+def plot_curves(records: list[RunRecord], out_dir: Path, prefix: str = "") -> list[Path]:
     """One PNG per (curve metric, column): mean over seeds with a 95% t-CI band, per method."""
     import matplotlib
 
@@ -248,7 +249,7 @@ def plot_curves(records: list[RunRecord], out_dir: Path) -> list[Path]:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
             fig.tight_layout()
-            path = out_dir / f"curve_{re.sub(r'[^A-Za-z0-9]+', '_', key)}_{re.sub(r'[^A-Za-z0-9]+', '_', col)}.png"
+            path = out_dir / f"{prefix}curve_{re.sub(r'[^A-Za-z0-9]+', '_', key)}_{re.sub(r'[^A-Za-z0-9]+', '_', col)}.png"
             fig.savefig(path, dpi=110)
             plt.close(fig)
             paths.append(path)
@@ -260,122 +261,127 @@ def _rows_with_data(table: dict[str, Any]) -> list[str]:
     return [m for m in table["methods"] if any((m, c) in table["cells"] for c in table["columns"])]
 
 
-def _cell_text(cell: dict[str, Any] | None, markdown: bool) -> str:
+def _cell_text(cell: dict[str, Any] | None) -> str:
     if cell is None:
         return "—"
-    text = f"{cell['ci'].format()} (n={cell['ci'].n})"
-    if cell["dagger"]:
-        text += " †"
-    if cell["best"]:
-        text = f"**{text}**" if markdown else f"<b>{html.escape(text)}</b>"
-    elif not markdown:
-        text = html.escape(text)
-    return text
+    text = f"{cell['ci'].format()} (n={cell['ci'].n})" + (" †" if cell["dagger"] else "")
+    return f"**{text}**" if cell["best"] else text
 
 
-def build_report(
-    runs_dir: Path, experiment: str, metrics: list[str] | None = None, baseline: str | None = None
-) -> tuple[Path, Path]:
-    """Write REPORT.md and report.html; with ``baseline`` (another experiment in ``runs_dir``) add,
-    per metric, each cell against the same (method, column) cell of the baseline."""
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    cells = [[str(c).replace("|", "\\|") for c in row] for row in rows]
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(row) + " |" for row in cells)]
+
+
+def _metric_tables(tables: list[dict[str, Any]]) -> list[str]:
+    """One table of methods x metrics when there is one column, else one table per metric."""
+    if all(t["columns"] == ["all"] for t in tables):
+        methods = [m for m in tables[0]["methods"] if any(m in _rows_with_data(t) for t in tables)]
+        header = ["method", *(t["metric"] + (" ↓" if t["lower_is_better"] else "") for t in tables)]
+        return ["", *_table(header, [[m, *(_cell_text(t["cells"].get((m, "all"))) for t in tables)] for m in methods])]
+    md = []
+    for t in tables:
+        md += ["", f"### {t['metric']}" + (" (lower is better)" if t["lower_is_better"] else ""), ""]
+        md += _table(["method", *t["columns"]], [[m, *(_cell_text(t["cells"].get((m, c))) for c in t["columns"])] for m in _rows_with_data(t)])
+    return md
+
+
+def _p_values(tables: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for t in tables:
+        pv = [(m, c, cell["p_vs_best"]) for (m, c), cell in t["cells"].items() if cell["p_vs_best"] is not None and math.isfinite(cell["p_vs_best"])]
+        if pv:
+            where = (lambda m, c: m) if t["columns"] == ["all"] else (lambda m, c: f"{m} @ {c}")
+            out.append(f"{t['metric']}, Welch p vs the best method: " + "; ".join(f"{where(m, c)}: {p:.3g}" for m, c, p in pv) + ".")
+    return ["", *out] if out else []
+
+
+def _baseline_section(records, baseline_records, baseline: str, experiment: str, metrics: list[str]) -> list[str]:
+    md = []
+    for metric in metrics:
+        rows = baseline_comparison(records, baseline_records, metric)
+        md += ["", f"### {metric}: against {baseline}", ""]
+        if not rows:
+            md.append(f"No (method, column) cell is in both experiments with {metric}.")
+            continue
+        md += _table(["method", "column", experiment, baseline, "Welch p", "paired p (same seeds)"],
+                     [[r["method"], r["column"], f"{r['ci'].format()} (n={r['ci'].n})", f"{r['baseline_ci'].format()} (n={r['baseline_ci'].n})",
+                       f"{r['p']:.3g}", "—" if r["paired_p"] is None else format(r["paired_p"], ".3g")] for r in rows])
+    return md
+
+
+def _section(runs_dir: Path, experiment: str, metrics: list[str] | None, baseline: str | None, out_dir: Path, prefix: str) -> list[str]:
+    """The Markdown of one experiment (one task): results, tests, parameters, curves."""
     exp_dir = Path(runs_dir) / experiment
     if not exp_dir.is_dir():
         raise FileNotFoundError(f"no experiment directory {exp_dir}")
     records, manifest = collect(exp_dir)
     if not records:
         raise FileNotFoundError(f"no runs in {exp_dir}")
-    out_dir = exp_dir / "report"
-    out_dir.mkdir(exist_ok=True)
-    wanted = metrics or list(manifest.get("sweep", {}).get("report_metrics", ())) or sorted({k for r in records for k in r.results})
+    sweep = manifest.get("sweep", {})
+    wanted = metrics or list(sweep.get("report_metrics", ())) or sorted({k for r in records for k in r.results})
     tables = [metric_table(records, m) for m in wanted]
-    shared, per_method = parameters(records, tuple(manifest.get("sweep", {}).get("report_columns", ())))
-    pngs = plot_curves(records, out_dir)
-    status_counts: dict[str, int] = defaultdict(int)
+    status: dict[str, int] = defaultdict(int)
     for r in {r.name.split("#")[0]: r for r in records}.values():  # a batched-seed run counts once
-        status_counts[r.status] += 1
-
-    md = [f"# Report: {experiment}", ""]
-    md.append("Runs: " + ", ".join(f"{n} {s}" for s, n in sorted(status_counts.items())) + ".")
-    md.append(
-        "Cells: mean ± 95% Student-t half-width over seeds (n). **Bold**: best per column; "
-        f"†: best is better than every other method by Welch's t-test (p < {SIGNIFICANCE})."
-    )
-    for t in tables:
-        md += ["", f"## {t['metric']}" + (" (lower is better)" if t["lower_is_better"] else ""), ""]
-        md.append("| method | " + " | ".join(t["columns"]) + " |")
-        md.append("|---|" + "---|" * len(t["columns"]))
-        for m in _rows_with_data(t):
-            md.append(f"| {m} | " + " | ".join(_cell_text(t["cells"].get((m, c)), True) for c in t["columns"]) + " |")
-        pv = [
-            (m, c, t["cells"][(m, c)]["p_vs_best"])
-            for m in t["methods"]
-            for c in t["columns"]
-            if t["cells"].get((m, c), {}).get("p_vs_best") is not None and math.isfinite(t["cells"][(m, c)]["p_vs_best"])
-        ]
-        if pv:
-            md += ["", "Welch p-value vs the best method of the column: " + "; ".join(f"{m} @ {c}: {p:.3g}" for m, c, p in pv)]
+        status[r.status] += 1
+    md = [f"## {experiment}", ""]
+    if sweep.get("description"):
+        md += [sweep["description"].strip(), ""]
+    md.append("Runs: " + ", ".join(f"{n} {s}" for s, n in sorted(status.items())) + ".")
+    md += _metric_tables(tables) + _p_values(tables)
     if baseline is not None:
         base_records, _ = collect(Path(runs_dir) / baseline)
         if not base_records:
             raise FileNotFoundError(f"no runs in baseline experiment {Path(runs_dir) / baseline}")
-        for metric in wanted:
-            rows = baseline_comparison(records, base_records, metric)
-            md += ["", f"## {metric}: against {baseline}", ""]
-            if not rows:
-                md.append(f"No (method, column) cell is in both experiments with {metric}.")
-                continue
-            md += [f"| method | column | {experiment} | {baseline} | Welch p | paired p (same seeds) |", "|---|---|---|---|---|---|"]
-            md += [f"| {r['method']} | {r['column']} | {r['ci'].format()} (n={r['ci'].n}) | {r['baseline_ci'].format()} "
-                   f"(n={r['baseline_ci'].n}) | {r['p']:.3g} | {'—' if r['paired_p'] is None else format(r['paired_p'], '.3g')} |" for r in rows]
-    md += ["", "## Parameters that differ between methods", ""]
+        md += _baseline_section(records, base_records, baseline, experiment, wanted)
+    shared, per_method = parameters(records, tuple(sweep.get("report_columns", ())))
     diff_keys = sorted({k for row in per_method.values() for k in row})
-    if diff_keys:
-        md.append("| method | " + " | ".join(diff_keys) + " |")
-        md.append("|---|" + "---|" * len(diff_keys))
-        for m, row in per_method.items():
-            md.append(f"| {m} | " + " | ".join(str(row.get(k, "")) for k in diff_keys) + " |")
-    md += ["", "## Parameters shared by all runs", "", "| key | value |", "|---|---|"]
-    md += [f"| {k} | {v} |" for k, v in shared.items()]
+    if diff_keys:  # keys down, methods across: a few methods fit a laptop screen however many keys vary
+        md += ["", "### Parameters that differ between methods", ""]
+        md += _table(["key", *per_method], [[k, *("" if row.get(k) is None else row[k] for row in per_method.values())] for k in diff_keys])
+    if shared:
+        md += ["", "### Parameters shared by all runs", ""] + _table(["key", "value"], [[k, v] for k, v in shared.items()])
+    pngs = plot_curves(records, out_dir, prefix)
     if pngs:
-        md += ["", "## Learning curves", ""] + [f"![{p.stem}]({p.name})" for p in pngs]
+        md += ["", "### Learning curves", ""] + [f"![{p.stem}]({p.name})" for p in pngs]
+    return md
+
+
+def build_report(
+    runs_dir: Path, experiments: str | list[str], metrics: list[str] | None = None, baseline: str | None = None,
+    out_dir: Path | None = None, title: str | None = None,
+) -> tuple[Path, Path]:
+    """Write REPORT.md and report.html: one section per experiment (one task each). With
+    ``baseline`` (another experiment in ``runs_dir``) each cell is also tested against the same
+    (method, column) cell of the baseline. One experiment reports into ``<experiment>/report``."""
+    names = [experiments] if isinstance(experiments, str) else list(experiments)
+    out_dir = Path(out_dir or Path(runs_dir) / names[0] / "report")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md = [f"# {title or 'Report: ' + names[0]}", "",
+          "Cells: mean ± 95% Student-t half-width over seeds (n). **Bold**: the best method of the column; "
+          f"†: the best is better than every other method by Welch's t-test (p < {SIGNIFICANCE}); ↓: lower is better."]
+    for name in names:
+        md += ["", *_section(Path(runs_dir), name, metrics, baseline, out_dir, f"{name}_" if len(names) > 1 else "")]
     md_path = out_dir / "REPORT.md"
     md_path.write_text("\n".join(md) + "\n")
-
     html_path = out_dir / "report.html"
-    html_path.write_text(_html(experiment, md, tables, per_method, diff_keys, shared, pngs))
+    html_path.write_text(render_html(md_path.read_text(), out_dir, title or names[0]))
     return md_path, html_path
 
 
-def _html(experiment, md, tables, per_method, diff_keys, shared, pngs) -> str:
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(experiment)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}"
-        "th{background:#f3f3f3}</style></head><body>",
-        f"<h1>Report: {html.escape(experiment)}</h1>",
-        f"<p>{html.escape(md[2])}</p><p>{html.escape(md[3])}</p>",
-    ]
-    for t in tables:
-        parts.append(f"<h2>{html.escape(t['metric'])}</h2><table><tr><th>method</th>")
-        parts += [f"<th>{html.escape(c)}</th>" for c in t["columns"]] + ["</tr>"]
-        for m in _rows_with_data(t):
-            parts.append(f"<tr><td>{html.escape(m)}</td>")
-            parts += [f"<td>{_cell_text(t['cells'].get((m, c)), False)}</td>" for c in t["columns"]] + ["</tr>"]
-        parts.append("</table>")
-    if diff_keys:
-        parts.append("<h2>Parameters that differ between methods</h2><table><tr><th>method</th>")
-        parts += [f"<th>{html.escape(k)}</th>" for k in diff_keys] + ["</tr>"]
-        for m, row in per_method.items():
-            parts.append(f"<tr><td>{html.escape(m)}</td>" + "".join(f"<td>{html.escape(str(row.get(k, '')))}</td>" for k in diff_keys) + "</tr>")
-        parts.append("</table>")
-    parts.append("<h2>Parameters shared by all runs</h2><table>")
-    parts += [f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in shared.items()]
-    parts.append("</table>")
-    if pngs:
-        parts.append("<h2>Learning curves</h2>")
-        for p in pngs:
-            data = base64.b64encode(p.read_bytes()).decode()
-            parts.append(f"<img alt='{html.escape(p.stem)}' src='data:image/png;base64,{data}'>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+def render_html(markdown_text: str, image_dir: Path, title: str) -> str:
+    """The report's Markdown rendered by the ``markdown`` library, plots embedded as data URIs."""
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables"], output_format="html")
+
+    def embed(m: re.Match) -> str:
+        path = image_dir / html.unescape(m["src"])
+        return f'src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}"' if path.is_file() else m[0]
+
+    body = re.sub(r'src="(?P<src>[^"]+\.png)"', embed, body)
+    style = ("body{font-family:system-ui,sans-serif;max-width:70em;margin:1.5em auto;padding:0 1em;line-height:1.45}"
+             "table{border-collapse:collapse;margin:.8em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;"
+             "text-align:left;vertical-align:top;overflow-wrap:anywhere}th{background:#f3f3f3}img{max-width:100%}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
+            f"<title>{html.escape(title)}</title><style>{style}</style></head><body>\n{body}\n</body></html>\n")

@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rl4rec.config import ConfigError, apply_overrides, field, load_yaml, to_dict
-from rl4rec.naming import run_name
-from rl4rec.runs import atomic_write_text, read_status
+from rl4rec.runs import atomic_write_text, read_status, run_dir_for
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +32,13 @@ class SweepConfig:
     """A sweep: which task, which base config, which methods, grid and seeds, and where to run."""
 
     experiment: str = field("", "experiment name (the runs' directory under runs_dir); required")
+    description: str = field("", "what the sweep measures: shown under its title in reports")
     task: str = field("smoke", "training pipeline to run (a name of rl4rec.registry.PIPELINES), e.g. slate.train, genrec.grpo")
     base: str = field("", "base YAML config of every run (relative paths are relative to the sweep file)")
     overrides: tuple[str, ...] = field((), "key=value overrides applied to every run")
     methods: dict[str, tuple[str, ...]] = field({}, "named override sets: one row per method in reports")
+    tasks: dict[str, str] = field({}, "method -> its pipeline when not `task` (e.g. a baseline beside SFT and GRPO)")
+    init_from: dict[str, str] = field({}, "method -> the method whose run (same seed and grid point) it starts from (init_from=); it runs after it")
     grid: dict[str, tuple[Any, ...]] = field({}, "config key -> values; the runs take every combination")
     seeds: tuple[int, ...] = field((0,), "seeds; every method x grid point runs once per seed")
     backend: Literal["local", "ray"] = field("local", "local worker processes or Ray tasks")
@@ -57,6 +59,14 @@ class SweepConfig:
             raise ConfigError(f"report_columns: {missing} are not grid keys ({list(self.grid)})")
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds: duplicates in {list(self.seeds)}")
+        order = list(self.methods)
+        for key, names in (("tasks", list(self.tasks)), ("init_from", [*self.init_from, *self.init_from.values()])):
+            unknown = [n for n in names if n not in order]
+            if unknown:
+                raise ConfigError(f"{key}: {unknown[0]!r} is not a method ({order})")
+        late = [m for m, src in self.init_from.items() if order.index(src) >= order.index(m)]
+        if late:
+            raise ConfigError(f"init_from: {late[0]!r} starts from {self.init_from[late[0]]!r}, which must come before it in methods")
 
 
 @dataclass(frozen=True)
@@ -68,10 +78,12 @@ class Member:
     point: dict[str, Any]
     seed: int
     config: dict[str, Any]
+    task: str
+    #: the member whose run this one starts from (``init_from``), if any
+    after: str | None = None
 
-    @property
-    def run_dir_parts(self) -> tuple[str, str]:
-        return self.config["experiment"], self.name
+    def spec(self) -> dict[str, Any]:
+        return {"task": self.task, "config": self.config}
 
 
 def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[SweepConfig, Path]:
@@ -82,9 +94,8 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
 
 def expand(sweep: SweepConfig, base_dir: Path = Path(".")) -> list[Member]:
     """Every member run, in a stable order (method, grid point, seed)."""
-    from rl4rec.experiments.tasks import get_task
+    from rl4rec.registry import get_task
 
-    cfg_cls, _ = get_task(sweep.task)
     base: dict[str, Any] = {}
     if sweep.base:
         base_path = Path(sweep.base)
@@ -92,10 +103,14 @@ def expand(sweep: SweepConfig, base_dir: Path = Path(".")) -> list[Member]:
     methods = dict(sweep.methods) or {"default": ()}
     keys = list(sweep.grid)
     points = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(sweep.grid[k] for k in keys))]
-    members, seen = [], {}
+    members, seen, by_cell = [], {}, {}
     for method, method_overrides in methods.items():
+        task = sweep.tasks.get(method, sweep.task)
+        cfg_cls, _ = get_task(task)
         for point in points:
             for seed in sweep.seeds:
+                source = by_cell.get((sweep.init_from.get(method), json.dumps(point, sort_keys=True), seed))
+                chained = [f"init_from={Path(sweep.runs_dir) / sweep.experiment / source.name}"] if source else []
                 grid_overrides = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in point.items()]
                 fixed = [
                     f"experiment={sweep.experiment}",
@@ -106,18 +121,30 @@ def expand(sweep: SweepConfig, base_dir: Path = Path(".")) -> list[Member]:
                     "resume=true",
                 ]
                 try:
-                    cfg = apply_overrides(cfg_cls, base, [*sweep.overrides, *method_overrides, *grid_overrides, *fixed])
+                    cfg = apply_overrides(cfg_cls, base, [*sweep.overrides, *method_overrides, *grid_overrides, *chained, *fixed])
                 except ConfigError as err:
                     raise ConfigError(f"sweep method {method!r}, point {point}: {err}") from err
-                name = cfg.run_name or run_name(cfg)
+                name = run_dir_for(cfg).name
                 if name in seen:
                     raise ConfigError(
                         f"methods {seen[name]!r} and {method!r} produce the same run {name!r}; "
                         "give them different overrides"
                     )
                 seen[name] = method
-                members.append(Member(name, method, point, seed, to_dict(cfg)))
+                member = Member(name, method, point, seed, to_dict(cfg), task, source.name if source else None)
+                by_cell[(method, json.dumps(point, sort_keys=True), seed)] = member
+                members.append(member)
     return members
+
+
+def _ready(member: Member, outcome: dict[str, str]) -> bool | None:
+    """Can ``member`` start: True, False (its source run is not done yet) or None (the source failed)."""
+    if member.after is None:
+        return True
+    done = outcome.get(member.after)
+    if done is None:
+        return False
+    return None if done.startswith(("failed", "stopped")) else True
 
 
 def write_manifest(sweep: SweepConfig, members: list[Member]) -> Path:
@@ -125,7 +152,7 @@ def write_manifest(sweep: SweepConfig, members: list[Member]) -> Path:
     exp_dir.mkdir(parents=True, exist_ok=True)
     manifest = {
         "sweep": to_dict(sweep),
-        "runs": [{"name": m.name, "method": m.method, "point": m.point, "seed": m.seed} for m in members],
+        "runs": [{"name": m.name, "method": m.method, "task": m.task, "point": m.point, "seed": m.seed} for m in members],
     }
     path = exp_dir / "sweep.json"
     atomic_write_text(path, json.dumps(manifest, indent=2))
@@ -140,21 +167,21 @@ def _status(sweep: SweepConfig, member: Member) -> str:
 # --------------------------------------------------------------------------- local backend
 
 
-def _run_local(sweep: SweepConfig, todo: list[Member], workers: int) -> dict[str, str]:
-    """Run members as worker subprocesses, ``workers`` at a time; returns name -> outcome."""
+def _run_local(sweep: SweepConfig, todo: list[Member], workers: int, outcome: dict[str, str]) -> dict[str, str]:
+    """Run members as worker subprocesses, ``workers`` at a time (a member after its ``init_from``
+    source); adds name -> outcome to ``outcome``."""
     from rl4rec.progress import track
 
     spec_dir = Path(sweep.runs_dir) / sweep.experiment / ".sweep"
     spec_dir.mkdir(parents=True, exist_ok=True)
     queue = [(m, 0) for m in todo]
     running: dict[str, tuple[subprocess.Popen, Member, int, Any]] = {}
-    outcome: dict[str, str] = {}
     env = {**os.environ, "OMP_NUM_THREADS": str(sweep.threads_per_run), "PYTHONUNBUFFERED": "1"}
     done_iter = iter(track(range(len(todo)), desc=f"sweep {sweep.experiment}", unit="run"))
 
     def launch(member: Member, attempt: int) -> None:
         spec = spec_dir / f"{member.name}.json"
-        atomic_write_text(spec, json.dumps({"task": sweep.task, "config": member.config}))
+        atomic_write_text(spec, json.dumps(member.spec()))
         out = (spec_dir / f"{member.name}.out").open("a")
         proc = subprocess.Popen(
             [sys.executable, "-m", "rl4rec.experiments.worker", str(spec)], stdout=out, stderr=subprocess.STDOUT, env=env
@@ -163,9 +190,15 @@ def _run_local(sweep: SweepConfig, todo: list[Member], workers: int) -> dict[str
 
     try:
         while queue or running:
-            while queue and len(running) < workers:
-                member, attempt = queue.pop(0)
-                launch(member, attempt)
+            for member, attempt in list(queue):
+                ready = _ready(member, outcome)
+                if ready is None:
+                    queue.remove((member, attempt))
+                    outcome[member.name] = f"failed (its init_from run {member.after} did not finish)"
+                    next(done_iter, None)
+                elif ready and len(running) < workers:
+                    queue.remove((member, attempt))
+                    launch(member, attempt)
             time.sleep(0.2)
             for name, (proc, member, attempt, out) in list(running.items()):
                 code = proc.poll()
@@ -193,7 +226,7 @@ def _run_local(sweep: SweepConfig, todo: list[Member], workers: int) -> dict[str
 # --------------------------------------------------------------------------- ray backend
 
 
-def _run_ray(sweep: SweepConfig, todo: list[Member], workers: int) -> dict[str, str]:
+def _run_ray(sweep: SweepConfig, todo: list[Member], workers: int, outcome: dict[str, str]) -> dict[str, str]:
     try:
         import ray
     except ModuleNotFoundError as err:
@@ -221,11 +254,20 @@ def _run_ray(sweep: SweepConfig, todo: list[Member], workers: int) -> dict[str, 
         run_spec(spec)
         return "ok"
 
-    outcome: dict[str, str] = {}
     attempts = {m.name: 0 for m in todo}
-    pending = {run_member.remote({"task": sweep.task, "config": m.config}): m for m in todo}
+    waiting, pending = list(todo), {}
     try:
-        while pending:
+        while waiting or pending:
+            for m in list(waiting):
+                ready = _ready(m, outcome)
+                if ready is not False:
+                    waiting.remove(m)
+                if ready:
+                    pending[run_member.remote(m.spec())] = m
+                elif ready is None:
+                    outcome[m.name] = f"failed (its init_from run {m.after} did not finish)"
+            if not pending:
+                continue
             ready, _ = ray.wait(list(pending), num_returns=1)
             member = pending.pop(ready[0])
             try:
@@ -235,7 +277,7 @@ def _run_ray(sweep: SweepConfig, todo: list[Member], workers: int) -> dict[str, 
                 if attempts[member.name] < sweep.max_retries:
                     attempts[member.name] += 1
                     log.warning("run %s failed (%s); retry %d", member.name, err, attempts[member.name])
-                    pending[run_member.remote({"task": sweep.task, "config": member.config})] = member
+                    pending[run_member.remote(member.spec())] = member
                 else:
                     outcome[member.name] = f"failed ({type(err).__name__}: {err})"
     finally:
@@ -260,7 +302,7 @@ def run_sweep(sweep: SweepConfig, base_dir: Path = Path(".")) -> dict[str, str]:
     )
     if todo:
         runner = _run_local if sweep.backend == "local" else _run_ray
-        outcome.update(runner(sweep, todo, workers))
+        runner(sweep, todo, workers, outcome)
     failed = [n for n, o in outcome.items() if o.startswith("failed")]
     if failed:
         log.error("%d run(s) failed: %s", len(failed), ", ".join(failed))

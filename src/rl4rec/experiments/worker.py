@@ -14,7 +14,7 @@ from typing import Any
 
 def run_spec(spec: dict[str, Any]) -> Any:
     from rl4rec.config import from_dict
-    from rl4rec.experiments.tasks import get_task
+    from rl4rec.registry import get_task
 
     cfg_cls, train = get_task(spec["task"])
     cfg = from_dict(cfg_cls, spec["config"])

@@ -194,12 +194,6 @@ class ItemTrie:
             node = torch.where(ok, child[node.clamp(min=0), col.clamp(min=0)], -1)
         return node
 
-    def allowed_mask(self, node: torch.Tensor, vocab_size: int) -> torch.Tensor:
-        """``(N, vocab_size)`` bool: the tokens allowed after each row's node."""
-        mask = torch.zeros(node.shape[0], vocab_size, dtype=torch.bool, device=node.device)
-        mask[:, self.columns.to(node.device)] = self.child.to(node.device)[node] >= 0
-        return mask
-
     def __repr__(self) -> str:
         return f"ItemTrie({self.num_sids} SIDs, {self.num_sid_cols} SID tokens, depth {self.max_sid_len}, nodes {self.child.shape[0]})"
 

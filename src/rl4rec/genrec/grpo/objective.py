@@ -1,7 +1,9 @@
 """Group-normalised advantages, the k3 KL estimator and the GRPO / DAPO / GSPO losses (spec §7.5-7.6).
 
 Everything is computed per group id, never by position, so the same completions give the same
-advantages however they are ordered or split over processes.
+advantages however they are ordered or split over processes: :func:`global_advantages` all-gathers
+rewards and prompt ids, computes on the whole batch and keeps this process's rows; with the loss
+normalised by the global count and gradients summed, 1 and N processes make the same update.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Literal
 
 import torch
 
+from rl4rec.devices import all_gather_rows
 from rl4rec.genrec.grpo.rewards import group_index
 
 
@@ -84,3 +87,11 @@ def policy_loss(
     if ref_logp is not None:
         metrics["train/kl"] = float((k3_kl(logp.detach(), ref_logp) * mask).sum() / mask.sum().clamp(min=1))
     return total / denom, metrics
+
+
+def global_advantages(rewards: torch.Tensor, prompt_ids: torch.Tensor, **kwargs) -> tuple[torch.Tensor, dict, int]:
+    """Advantages of this process's rows computed over the whole batch; also the global row count."""
+    all_r, offset = all_gather_rows(rewards.float())
+    all_p, _ = all_gather_rows(prompt_ids.long())
+    adv, metrics = group_advantages(all_r, all_p, **kwargs)
+    return adv[offset : offset + rewards.shape[0]], metrics, int(all_r.shape[0])

@@ -186,3 +186,14 @@ def train_grpo(cfg: GRPOCommon) -> dict[str, Any] | None:
     if not cfg.init_from:
         raise ConfigError("init_from: name the SFT run to start from (rl4rec genrec sft ...), or use --smoke")
     return fit(cfg, lambda run, dev: GRPOTask(cfg, run, dev), key_metric=f"valid/{cfg.select_metric}")
+
+
+def format_results(result: dict[str, Any]) -> str:
+    lines = [
+        f"GRPO on {result['dataset']} from {result['init_from']}: {result['steps']} steps, rollout={result['rollout']}, "
+        f"rewards={result['rewards']}, best step {result['best_step']}, train {result['train_s']:.0f}s, wall {result['wall_s']:.0f}s",
+    ]
+    if "table" in result:
+        lines.append(result["table"])
+    lines.append(f"results: {result['run_dir']}/test_results.json")
+    return "\n".join(lines)

@@ -18,9 +18,8 @@ import torch
 
 from rl4rec.devices import Devices, all_gather_rows
 from rl4rec.genrec.grpo.config import GRPOCommon
-from rl4rec.genrec.grpo.distributed import global_advantages
 from rl4rec.genrec.grpo.logprobs import completion_logprobs
-from rl4rec.genrec.grpo.objective import policy_loss
+from rl4rec.genrec.grpo.objective import global_advantages, policy_loss
 from rl4rec.genrec.grpo.rewards import RewardContext, combine_rewards
 from rl4rec.genrec.grpo.rollout import RolloutBatch
 

@@ -1,7 +1,6 @@
-"""``rl4rec genrec latent-sft | latent-grpo [X.yaml] [--smoke] [key=value ...]``.
+"""The latent family's result formatting and ``rl4rec genrec latent-eval`` (re-testing a saved run).
 
-``--smoke`` runs the whole family on a synthetic catalogue in about a minute: 150 SFT steps with
-the latent (the synthetic train file), then 6 noise-GRPO steps (the quickstart's stage).
+``latent-sft``/``latent-grpo`` are registry pipelines; their ``--smoke`` is :mod:`rl4rec.genrec.smoke`.
 """
 
 from __future__ import annotations
@@ -10,36 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register_eval", "run_smoke", "format_results", "evaluate_latent_run", "SMOKE_SFT", "SMOKE_GRPO"]
-
-SMOKE_SFT = [
-    "experiment=latent-smoke", "run_name=sft", "train_recipe=file", "max_steps=150", "eval_every=75", "batch_size=16", "lr=3e-3",
-    "warmup_steps=10", "eval.rows=64", "eval.beams=5", "select_metric=ndcg@5", "eval.batch_size=32", "threads=1", "tokenizer.vocab_size=400",
-]
-SMOKE_GRPO = [
-    "experiment=latent-smoke", "run_name=grpo", "max_steps=6", "prompts_per_step=8", "latent_rl.group_size=4",
-    "eval.rows=64", "eval.beams=5", "select_metric=ndcg@5", "threads=1", "lr=1e-3", "warmup_steps=1",
-]
-
-
-def run_smoke(runs_dir: str | Path, overrides: list[str] | tuple[str, ...] = (), progress: bool = False) -> dict[str, Any] | None:
-    """Synthetic data -> latent SFT -> noise-GRPO; returns the GRPO results."""
-    from rl4rec.config import apply_overrides
-    from rl4rec.genrec.data.synthetic import write_synthetic_dataset
-    from rl4rec.genrec.latent.grpo import LatentGRPOConfig, train_latent_grpo
-    from rl4rec.genrec.latent.sft import LatentSFTConfig, train_latent_sft
-
-    runs_dir = Path(runs_dir)
-    folder = write_synthetic_dataset(runs_dir / "latent-smoke" / "data")
-    common = [f"runs_dir={runs_dir}", "resume=true", f"progress={str(progress).lower()}"]
-    sft = train_latent_sft(apply_overrides(LatentSFTConfig, {}, [f"dataset={folder}", *SMOKE_SFT, *common]))
-    if sft is None:
-        return None
-    result = train_latent_grpo(apply_overrides(LatentGRPOConfig, {}, [*SMOKE_GRPO, *common, f"init_from={runs_dir / 'latent-smoke' / 'sft'}", *overrides]))
-    if result is not None:
-        result["sft_test"] = sft.get("test")
-    return result
-
+__all__ = ["register", "format_results", "evaluate_latent_run"]
 
 def _fmt(m: dict[str, Any], ks=(1, 3, 5, 10)) -> str:
     return " ".join(f"{name}@{k}={m[f'{name}@{k}']:.4f}±{m[f'{name}@{k}_ci95']:.4f}" for name in ("hr", "ndcg") for k in ks if f"{name}@{k}" in m)
@@ -91,8 +61,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_eval(gsub: argparse._SubParsersAction) -> None:
-    p = gsub.add_parser("latent-eval", help="re-test a latent SFT/GRPO run's saved model (title metrics, popularity groups, MostPop)")
+def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:  # noqa: ARG001
+    """``rl4rec genrec latent-eval``: not a registry pipeline, since its ``eval.*`` overrides apply on
+    top of the run's own evaluation settings rather than a config's defaults."""
+    p = groups["genrec"].add_parser("latent-eval", help="re-test a latent SFT/GRPO run's saved model (title metrics, popularity groups, MostPop)")
     p.add_argument("run", help="run folder, EXPERIMENT/NAME or unique run name")
     p.add_argument("--which", default="best", choices=["best", "last"])
     p.add_argument("--runs-dir", dest="runs_dir", default="runs")
