@@ -58,7 +58,7 @@ def add_pipeline_command(parent: argparse._SubParsersAction, name: str, pipeline
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     if pipeline.smoke:
         p.add_argument("--smoke", action="store_true", help="the whole path on a synthetic catalogue (seconds); overrides go to its last stage")
-    add_config_arguments(p)
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides, e.g. env.click_model=mixPBM seed=3")
     p.set_defaults(func=functools.partial(_run_pipeline, pipeline))
 
 
@@ -90,18 +90,6 @@ def _run_pipeline(pipeline, args: argparse.Namespace) -> int:
     else:
         print(format_json(result) if args.json else pipeline.format(result))
     return 0
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, *, config_required: bool = False) -> None:
-    """The uniform ``[CONFIG.yaml] [key=value ...]`` tail of every training command."""
-    if config_required:
-        parser.add_argument("config", help="YAML config file")
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="key=value",
-        help="dotted config overrides, e.g. env.click_model=mixPBM seed=3",
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Pipeline", "PIPELINES", "FAMILIES", "get_pipeline", "get_task", "pipeline_for_command", "load", "sweep_tasks", "format_json"]
+__all__ = ["Pipeline", "PIPELINES", "FAMILIES", "get_pipeline", "get_task", "load", "sweep_tasks", "format_json"]
 
 
 @dataclass(frozen=True)
@@ -133,10 +133,6 @@ def get_pipeline(name: str) -> Pipeline:
         hint = f" (did you mean {', '.join(near)}?)" if near else ""
         raise KeyError(f"unknown pipeline {name!r}{hint}; known: {', '.join(sorted(by_name))}")
     return by_name[name]
-
-
-def pipeline_for_command(command: tuple[str, ...]) -> Pipeline | None:
-    return next((p for p in PIPELINES if p.command == tuple(command)), None)
 
 
 def sweep_tasks() -> dict[str, Pipeline]:

@@ -190,3 +190,29 @@ def test_baseline_comparison_pairs_cells_and_tests_them():
     d = [1.0, 1.5, 1.0]
     mean, sd = sum(d) / 3, (sum((x - sum(d) / 3) ** 2 for x in d) / 2) ** 0.5
     assert abs(rows[0]["paired_p"] - 2 * stats.t.sf(mean / (sd / 3**0.5), df=2)) < 1e-9
+
+
+def test_per_method_tasks_and_init_from_order_are_checked(tmp_path):
+    base = {"experiment": "chain", "task": "smoke", "runs_dir": str(tmp_path / "runs"), "methods": {"a": [], "b": []}}
+    with pytest.raises(ConfigError, match="tasks: 'c' is not a method"):
+        load_sweep(_write(tmp_path, {**base, "tasks": {"c": "smoke"}}))
+    with pytest.raises(ConfigError, match="must come before it"):
+        load_sweep(_write(tmp_path, {**base, "init_from": {"a": "b"}}))
+    with pytest.raises(ConfigError, match="evaluation or a tool"):
+        expand(load_sweep(_write(tmp_path, {**base, "tasks": {"b": "genrec.eval"}}))[0])
+
+
+def test_a_method_waits_for_its_source_and_fails_when_the_source_fails():
+    from rl4rec.experiments.sweep import Member, _ready
+
+    m = Member("grpo_seed0", "GRPO", {}, 0, {}, "genrec.grpo", after="sft_seed0")
+    assert _ready(m, {}) is False  # the SFT run has not finished yet
+    assert _ready(m, {"sft_seed0": "finished"}) is True
+    assert _ready(m, {"sft_seed0": "skipped (finished)"}) is True
+    assert _ready(m, {"sft_seed0": "failed (exit 1)"}) is None
+
+
+def _write(tmp_path: Path, spec: dict) -> Path:
+    path = tmp_path / "chain.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path

@@ -339,8 +339,9 @@ def _section(runs_dir: Path, experiment: str, metrics: list[str] | None, baselin
     if diff_keys:  # keys down, methods across: a few methods fit a laptop screen however many keys vary
         md += ["", "### Parameters that differ between methods", ""]
         md += _table(["key", *per_method], [[k, *("" if row.get(k) is None else row[k] for row in per_method.values())] for k in diff_keys])
-    if shared:
-        md += ["", "### Parameters shared by all runs", ""] + _table(["key", "value"], [[k, v] for k, v in shared.items()])
+    if shared:  # folded: long, and the same for every method
+        md += ["", "### Parameters shared by all runs", "", f'<details markdown="1"><summary>{len(shared)} keys</summary>', ""]
+        md += _table(["key", "value"], [[k, v] for k, v in shared.items()]) + ["", "</details>"]
     pngs = plot_curves(records, out_dir, prefix)
     if pngs:
         md += ["", "### Learning curves", ""] + [f"![{p.stem}]({p.name})" for p in pngs]
@@ -373,7 +374,7 @@ def render_html(markdown_text: str, image_dir: Path, title: str) -> str:
     """The report's Markdown rendered by the ``markdown`` library, plots embedded as data URIs."""
     import markdown
 
-    body = markdown.markdown(markdown_text, extensions=["tables"], output_format="html")
+    body = markdown.markdown(markdown_text, extensions=["tables", "md_in_html"], output_format="html")
 
     def embed(m: re.Match) -> str:
         path = image_dir / html.unescape(m["src"])

@@ -106,7 +106,10 @@ def expand(sweep: SweepConfig, base_dir: Path = Path(".")) -> list[Member]:
     members, seen, by_cell = [], {}, {}
     for method, method_overrides in methods.items():
         task = sweep.tasks.get(method, sweep.task)
-        cfg_cls, _ = get_task(task)
+        try:
+            cfg_cls, _ = get_task(task)
+        except KeyError as err:
+            raise ConfigError(f"method {method!r}: {err.args[0]}") from err
         for point in points:
             for seed in sweep.seeds:
                 source = by_cell.get((sweep.init_from.get(method), json.dumps(point, sort_keys=True), seed))
