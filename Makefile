@@ -10,7 +10,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 TORCH_VERSION ?= 2.13.0
 # Extra pip arguments for torch only, e.g. TORCH_PIP_ARGS="--index-url <your CUDA wheel index>"
 TORCH_PIP_ARGS ?=
-TEST_EXTRAS ?= dev,text,ray,wandb,swanlab,lora,docs
+TEST_EXTRAS ?= dev,text,ray,wandb,swanlab,lora,docs,sb3
 QUICKSTART_EXTRAS ?= text
 BENCH_EXTRAS ?= dev,text,ray,wandb,swanlab,lora,trl
 PYTEST_ARGS ?=
@@ -71,7 +71,7 @@ lint: install-test
 lock:
 	rm -rf .lockenv && python3 -m venv .lockenv
 	.lockenv/bin/pip install -q "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
-	.lockenv/bin/pip install -q ".[text,lora,ray,wandb,swanlab,trl,docs,dev]"
+	.lockenv/bin/pip install -q ".[text,lora,ray,wandb,swanlab,trl,docs,sb3,dev]"
 	.lockenv/bin/pip freeze --exclude rl4rec | sed -E 's/^(torch==[^+]+)\+.*/\1/' | grep -v '^nvidia-\|^triton==' > constraints.txt
 	rm -rf .lockenv
 

@@ -4,14 +4,19 @@
 batch by the tensor simulator, next-step autoreset); ``gymnasium.make(id)`` builds the one-user
 :class:`TopicRecEnv` (for ``gymnasium.utils.env_checker.check_env`` and single-env tooling).
 
-Observation: ``{"slate": K item ids, "clicks": K binary}`` of the last turn. Action: K item ids,
-where -1 asks the simulator's short-term oracle to fill the slot. ``reset(seed=s)`` selects the
-user stream of seed s and restarts it at user 0; later resets continue with the next users.
+Observation: ``{"slate": K item ids, "clicks": K binary}`` of the last turn. Action: K ids in
+``MultiDiscrete([N + 1] * K)`` starting at 0, the form standard RL libraries assume: ids below N
+are items and id N asks the simulator's short-term oracle to fill the slot. ``oracle_slot="minus_one"``
+gives rl4rec's own convention (ids in [-1, N), -1 = oracle) and ``"none"`` items only.
+:class:`GeMSAction` turns either front-end into a continuous-control one: a ``Box`` latent action
+decoded into a slate by a pretrained GeMS. ``reset(seed=s)`` selects the user stream of seed s and
+restarts it at user 0; later resets continue with the next users.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import gymnasium
 import numpy as np
@@ -47,9 +52,22 @@ def observation_space(num_items: int, rec_size: int) -> spaces.Dict:
     )
 
 
-def action_space(num_items: int, rec_size: int) -> spaces.MultiDiscrete:
-    """Ids in [-1, N): -1 = oracle slot (``start=-1`` shifts the MultiDiscrete range)."""
-    return spaces.MultiDiscrete(np.full(rec_size, num_items + 1, dtype=np.int64), start=np.full(rec_size, -1, dtype=np.int64))
+OracleSlot = Literal["last", "minus_one", "none"]
+
+
+def action_space(num_items: int, rec_size: int, oracle_slot: OracleSlot = "last") -> spaces.MultiDiscrete:
+    """K slot ids: [0, N] with N = oracle (``last``), [-1, N) with -1 = oracle (``minus_one``), or [0, N)."""
+    if oracle_slot not in ("last", "minus_one", "none"):
+        raise ValueError(f"oracle_slot must be last, minus_one or none, not {oracle_slot!r}")
+    n = np.full(rec_size, num_items + (oracle_slot != "none"), dtype=np.int64)
+    start = np.full(rec_size, -1 if oracle_slot == "minus_one" else 0, dtype=np.int64)
+    return spaces.MultiDiscrete(n, start=start)
+
+
+def to_simulator(actions: Any, num_items: int, oracle_slot: OracleSlot) -> np.ndarray:
+    """Slot ids of ``oracle_slot``'s space -> the simulator's (-1 = oracle); out-of-range ids raise there."""
+    actions = np.asarray(actions, dtype=np.int64)
+    return np.where(actions == num_items, -1, actions) if oracle_slot == "last" else actions
 
 
 def _numpy_obs(obs: dict) -> dict[str, np.ndarray]:
@@ -97,13 +115,14 @@ class TopicRecVectorEnv(VectorEnv):
         embeddings: str | None = None,
         population: str = "train",
         device: str = "cpu",
+        oracle_slot: OracleSlot = "last",
         **overrides: Any,
     ) -> None:
         self.sim = _simulator(_build_config(config, variant, mode, embeddings, overrides), device)
-        self.num_envs = int(num_envs)
+        self.num_envs, self.oracle_slot = int(num_envs), oracle_slot
         n, k = self.sim.num_items, self.sim.rec_size
         self.single_observation_space = observation_space(n, k)
-        self.single_action_space = action_space(n, k)
+        self.single_action_space = action_space(n, k, oracle_slot)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._users = _Users(self.sim, population)
@@ -121,7 +140,7 @@ class TopicRecVectorEnv(VectorEnv):
             self._autoreset = False
             zeros = np.zeros(self.num_envs, dtype=bool)
             return _numpy_obs(obs), np.zeros(self.num_envs), zeros, zeros.copy(), _numpy_info(info)
-        obs, reward, done, info = self.sim.step(np.asarray(actions))
+        obs, reward, done, info = self.sim.step(to_simulator(actions, self.sim.num_items, self.oracle_slot))
         self._autoreset = done
         terminated = np.full(self.num_envs, done, dtype=bool)
         truncated = np.zeros(self.num_envs, dtype=bool)
@@ -142,11 +161,13 @@ class TopicRecEnv(gymnasium.Env):
         embeddings: str | None = None,
         population: str = "train",
         device: str = "cpu",
+        oracle_slot: OracleSlot = "last",
         **overrides: Any,
     ) -> None:
         self.sim = _simulator(_build_config(config, variant, mode, embeddings, overrides), device)
+        self.oracle_slot = oracle_slot
         self.observation_space = observation_space(self.sim.num_items, self.sim.rec_size)
-        self.action_space = action_space(self.sim.num_items, self.sim.rec_size)
+        self.action_space = action_space(self.sim.num_items, self.sim.rec_size, oracle_slot)
         self._users = _Users(self.sim, population)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -155,9 +176,46 @@ class TopicRecEnv(gymnasium.Env):
         return {k: v[0] for k, v in _numpy_obs(obs).items()}, {k: v[0] for k, v in _numpy_info(info).items()}
 
     def step(self, action):
-        obs, reward, done, info = self.sim.step(np.asarray(action).reshape(1, -1))
+        obs, reward, done, info = self.sim.step(to_simulator(action, self.sim.num_items, self.oracle_slot).reshape(1, -1))
         obs = {k: v[0] for k, v in _numpy_obs(obs).items()}
         return obs, float(reward[0]), bool(done), False, {k: v[0] for k, v in _numpy_info(info).items()}
+
+
+class GeMSAction(gymnasium.ActionWrapper):
+    """A continuous latent action in ``Box(-1, 1, (d,))``, decoded into a slate by a pretrained GeMS
+    (``rl4rec slate pretrain``): ``z = center + scale * a`` (the box of the logged data), then
+    the argmax item of each slot, as SAC+GeMS acts (spec §3.4). Works on either front-end."""
+
+    def __init__(self, env: gymnasium.Env, checkpoint: str, *, gems: Any = None, member: int = 0) -> None:
+        import torch
+
+        from rl4rec.runs import load_checkpoint
+        from rl4rec.slate.pretrain import checkpoint_path
+        from rl4rec.slate.rankers import GeMS, GeMSConfig
+
+        super().__init__(env)
+        state = load_checkpoint(checkpoint_path(checkpoint))
+        sim = env.unwrapped.sim
+        self.gems = GeMS(state["seeds"], sim.num_items, sim.rec_size, gems or _gems_config(checkpoint, GeMSConfig))
+        self.gems.load_state_dict(state["gems"])
+        self.member, self.torch = member, torch
+        self.center, self.scale = state["center"][member], state["scale"][member]
+        self.oracle_slot = env.unwrapped.oracle_slot
+        self.action_space = spaces.Box(-1.0, 1.0, (self.center.numel(),), dtype=np.float32)
+
+    def action(self, action: Any) -> np.ndarray:
+        a = self.torch.as_tensor(np.asarray(action, dtype=np.float32)).reshape(-1, self.center.numel())
+        z = (self.center + self.scale * a.clamp(-1, 1)).unsqueeze(0).expand(self.gems.items.weight.shape[0], -1, -1)
+        slates = self.gems.rank(z.contiguous())[self.member].numpy()
+        return slates[0] if np.ndim(action) == 1 else slates  # item ids: valid in every oracle_slot space
+
+
+def _gems_config(checkpoint: str, config_cls: type) -> Any:
+    """The GeMS architecture of a pretraining run (its config.yaml's ``gems`` section), else the defaults."""
+    from rl4rec.config import from_dict, load_yaml
+
+    run_yaml = Path(checkpoint) / "config.yaml" if Path(checkpoint).is_dir() else Path(checkpoint).parent / "config.yaml"
+    return from_dict(config_cls, load_yaml(run_yaml).get("gems", {})) if run_yaml.is_file() else config_cls()
 
 
 def env_id(variant: str) -> str:
