@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"rl4rec: config error: {err}", file=sys.stderr)
         return 2
-    except (RunExistsError, FileNotFoundError, InputError) as err:  # the message names the file, line or key
+    except (RunExistsError, FileNotFoundError, FileExistsError, InputError) as err:  # the message names the file, line or key
         print(f"rl4rec: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from rl4rec.errors import InputError
 from rl4rec.slate.env.config import TopicRecConfig
 
 log = logging.getLogger(__name__)
@@ -74,13 +75,13 @@ def generate_logs(
     from rl4rec.slate.policies import EpsGreedyOracle
 
     if sessions < 1 or batch_size < 1:
-        raise ValueError(f"sessions and batch_size must be positive, got {sessions}, {batch_size}")
+        raise InputError(f"sessions and batch_size must be positive, got {sessions}, {batch_size}")
     out_dir = Path(out_dir)
     if (out_dir / META).exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already holds a dataset; pass overwrite=True (--overwrite) to replace it")
     sim = TopicRecSimulator(config, device=device)
     if sim.num_items > np.iinfo(np.int16).max:
-        raise ValueError(f"{sim.num_items} items do not fit the int16 slate format")
+        raise InputError(f"{sim.num_items} items do not fit the int16 slate format")
     policy = EpsGreedyOracle(sim.num_items, sim.rec_size, epsilon=epsilon, seed=seed, device=device)
     horizon, k = sim.episode_length, sim.rec_size
     slates = np.empty((sessions, horizon, k), dtype=np.int16)
@@ -146,6 +147,13 @@ def _write(out_dir: Path, slates: np.ndarray, clicks: np.ndarray, meta: dict) ->
         os.replace(out_dir / (name + tag), out_dir / name)
 
 
+def _load_array(path: Path, mmap: bool) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as err:  # missing, truncated, not .npy, or a pickle
+        raise InputError(f"{path}: not a readable .npy array ({err})") from err
+
+
 def load_logs(path: str | Path, *, env: str | None = None, mode: str | None = None, mmap: bool = False) -> LoggedData:
     """Load and validate a dataset folder; ``env``/``mode`` must match the sidecar when given."""
     path = Path(path)
@@ -153,30 +161,31 @@ def load_logs(path: str | Path, *, env: str | None = None, mode: str | None = No
     if not meta_path.is_file():
         raise FileNotFoundError(f"{path} holds no logged dataset ({META} missing); generate one with `rl4rec slate generate-logs`")
     try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{meta_path} is not valid JSON ({err})") from err
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{meta_path} is not valid JSON ({err})") from err
     required = ("format", "env", "mode", "config", "sessions", "episode_length", "rec_size", "num_items", "stats")
     missing = [key for key in required if not isinstance(meta, dict) or key not in meta]
     if missing:
-        raise ValueError(f"{meta_path} lacks {', '.join(missing)}: corrupted or not an rl4rec logs sidecar")
+        raise InputError(f"{meta_path} lacks {', '.join(missing)}: corrupted or not an rl4rec logs sidecar")
     if meta["format"] != FORMAT:
-        raise ValueError(f"{meta_path}: format {meta['format']!r}, expected {FORMAT!r}")
+        raise InputError(f"{meta_path}: format {meta['format']!r}, expected {FORMAT!r}")
     for key, want in (("env", env), ("mode", mode)):
         if want is not None and meta[key] != want:
-            raise ValueError(f"{path} holds {key} {meta[key]!r} data, not the requested {want!r}")
-    slates = np.load(path / SLATES, mmap_mode="r" if mmap else None, allow_pickle=False)
-    clicks = np.load(path / CLICKS, mmap_mode="r" if mmap else None, allow_pickle=False)
+            raise InputError(f"{path} holds {key} {meta[key]!r} data, not the requested {want!r}")
+    if not isinstance(meta["stats"], dict):
+        raise InputError(f"{meta_path}: stats must be a mapping, got {type(meta['stats']).__name__}")
+    slates, clicks = (_load_array(path / name, mmap) for name in (SLATES, CLICKS))
     shape = (meta["sessions"], meta["episode_length"], meta["rec_size"])
     for name, arr, dtype in ((SLATES, slates, np.int16), (CLICKS, clicks, np.uint8)):
         if arr.shape != shape or arr.dtype != dtype:
-            raise ValueError(f"{path / name}: {arr.dtype} {arr.shape}, the sidecar says {np.dtype(dtype)} {shape}")
+            raise InputError(f"{path / name}: {arr.dtype} {arr.shape}, the sidecar says {np.dtype(dtype)} {shape}")
     lo, hi = int(slates.min()), int(slates.max())
     if lo < 0 or hi >= meta["num_items"]:
-        raise ValueError(f"{path / SLATES}: item ids span [{lo}, {hi}], outside [0, {meta['num_items']})")
+        raise InputError(f"{path / SLATES}: item ids span [{lo}, {hi}], outside [0, {meta['num_items']})")
     if int(clicks.max()) > 1:
-        raise ValueError(f"{path / CLICKS}: clicks must be 0/1, found {int(clicks.max())}")
+        raise InputError(f"{path / CLICKS}: clicks must be 0/1, found {int(clicks.max())}")
     total = int(clicks.sum(dtype=np.int64))
     if total != meta["stats"].get("total_clicks"):
-        raise ValueError(f"{path}: {total} clicks in {CLICKS}, the sidecar says {meta['stats'].get('total_clicks')}")
+        raise InputError(f"{path}: {total} clicks in {CLICKS}, the sidecar says {meta['stats'].get('total_clicks')}")
     return LoggedData(slates, clicks, meta, path)

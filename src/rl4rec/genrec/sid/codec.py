@@ -168,8 +168,12 @@ class SIDCodec:
         if isinstance(source, Mapping):
             data = source
         else:
-            with Path(source).open(encoding="utf-8") as fh:
-                data = json.load(fh)
+            try:
+                data = json.loads(Path(source).read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise SIDFormatError(f"{where}: not a JSON file ({err})") from None
+        if not isinstance(data, Mapping):
+            raise SIDFormatError(f"{where}: expected an object {{item id: [SID tokens]}}, got {type(data).__name__}")
         n = len(data) if num_items is None else num_items
         if set(data) != {str(i) for i in range(n)}:
             missing = sorted(set(map(str, range(n))) - set(data), key=int)[:5]
@@ -178,6 +182,8 @@ class SIDCodec:
         rows = []
         for i in range(n):
             tokens = data[str(i)]
+            if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+                raise SIDFormatError(f"{where}: item {i}: expected a list of SID token strings, got {tokens!r}"[:300])
             try:
                 rows.append(parse_sid("".join(tokens)))
             except SIDFormatError as err:

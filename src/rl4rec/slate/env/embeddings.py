@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rl4rec.errors import InputError
+
 #: released catalogues (``data/slate/item_embeddings_<name>.npy``)
 RELEASED = ("focused", "diffuse")
 
@@ -50,23 +52,23 @@ def check_embeddings(emb: np.ndarray | torch.Tensor, num_topics: int, topic_size
     """Validate shape ``(N, T*topic_size)``, a real dtype and finite values; return float32 tensor."""
     arr = emb.detach().cpu().numpy() if isinstance(emb, torch.Tensor) else np.asarray(emb)
     if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise ValueError(f"{source}: dtype {arr.dtype} is not a real number type")
+        raise InputError(f"{source}: dtype {arr.dtype} is not a real number type")
     dim = num_topics * topic_size
     if arr.ndim != 2 or arr.shape[1] != dim:
-        raise ValueError(
+        raise InputError(
             f"{source}: shape {arr.shape} is not (num_items, {dim}) = (N, num_topics {num_topics} x topic_size {topic_size})"
         )
     if arr.shape[0] == 0:
-        raise ValueError(f"{source}: the catalogue is empty")
+        raise InputError(f"{source}: the catalogue is empty")
     bad = ~np.isfinite(arr)
     if bad.any():
         rows = np.unique(np.nonzero(bad)[0])
-        raise ValueError(
+        raise InputError(
             f"{source}: {int(bad.sum())} non-finite values (NaN/inf) in {len(rows)} rows, first row {int(rows[0])}"
         )
     out = torch.as_tensor(arr.astype(np.float32, copy=True))
     if float(out.norm(dim=1).max()) <= 0.0:
-        raise ValueError(f"{source}: every item embedding is zero; scores cannot be normalised")
+        raise InputError(f"{source}: every item embedding is zero; scores cannot be normalised")
     return out
 
 
@@ -77,8 +79,8 @@ def load_embeddings(path: str | Path, num_topics: int = 10, topic_size: int = 2)
         raise FileNotFoundError(f"item embeddings {path} do not exist")
     try:
         arr = np.load(path, allow_pickle=False)
-    except ValueError as err:
-        raise ValueError(f"{path}: not a plain numeric .npy array ({err})") from err
+    except (ValueError, EOFError, OSError) as err:  # not .npy, truncated, or a pickle
+        raise InputError(f"{path}: not a plain numeric .npy array ({err})") from err
     return check_embeddings(arr, num_topics, topic_size, source=str(path))
 
 
@@ -107,7 +109,7 @@ def initial_slate(emb: torch.Tensor, num_topics: int, topic_size: int, rec_size:
     if num_topics >= rec_size:
         return quality.argmax(dim=0)[:rec_size].clone()
     if rec_size % num_topics:
-        raise ValueError(f"rec_size {rec_size} must be a multiple of num_topics {num_topics} when num_topics < rec_size")
+        raise InputError(f"rec_size {rec_size} must be a multiple of num_topics {num_topics} when num_topics < rec_size")
     per = rec_size // num_topics
     return quality.topk(per, dim=0).indices.T.reshape(-1).clone()
 
@@ -126,7 +128,7 @@ def generate_embeddings(
     code ("for focused"), 2 = the paper's "square". Rows are L2-normalised.
     """
     if peak_power is not None and peak_power <= 0:
-        raise ValueError(f"peak_power must be positive or None, got {peak_power}")
+        raise InputError(f"peak_power must be positive or None, got {peak_power}")
     gen = torch.Generator().manual_seed(seed)
     weights = torch.rand(num_items, num_topics, generator=gen)
     weights = weights / weights.sum(dim=1, keepdim=True)  # an item cannot be good in every topic
