@@ -58,3 +58,19 @@ def test_a_run_of_an_older_name_is_found_by_its_stored_config(tmp_path):
     assert not new.exists()
     changed = apply_overrides(SmokeConfig, {}, [f"runs_dir={tmp_path}", "steps=30", "eval_every=10"])
     assert run_dir_for(changed).name == run_name(changed)  # another config: a new run
+
+
+def test_a_key_added_since_a_run_was_stored_still_matches_at_its_default(tmp_path):
+    import yaml
+
+    from rl4rec.runs import run_dir_for
+    from rl4rec.smoke import SmokeConfig
+
+    cfg = apply_overrides(SmokeConfig, {}, [f"runs_dir={tmp_path}", "steps=20"])
+    old = tmp_path / "smoke" / "mlp_an-old-name_seed0"
+    old.mkdir(parents=True)
+    stored = {k: v for k, v in yaml.safe_load(yaml.safe_dump(__import__("rl4rec.config", fromlist=["to_dict"]).to_dict(cfg))).items() if k != "skip_nonfinite"}
+    (old / "config.yaml").write_text(yaml.safe_dump(stored))  # written before skip_nonfinite existed
+    assert run_dir_for(cfg) == old
+    other = apply_overrides(SmokeConfig, {}, [f"runs_dir={tmp_path}", "steps=20", "skip_nonfinite=true"])
+    assert run_dir_for(other) != old  # the new key at a non-default value: another run

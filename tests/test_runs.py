@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from rl4rec.config import apply_overrides
+from rl4rec.errors import InputError
 from rl4rec.runs import Run, RunExistsError, atomic_torch_save, list_runs, load_checkpoint, read_status, run_dir_for
 from rl4rec.smoke import SmokeConfig, train_smoke
 from rl4rec.tracking import read_metrics
@@ -149,8 +150,9 @@ def test_checkpoints_load_weights_only(tmp_path):
 
     path = tmp_path / "evil.pt"
     torch.save({"x": Evil()}, path)
-    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+    with pytest.raises(InputError, match="unreadable checkpoint.*Weights only load failed") as err:
         load_checkpoint(path)
+    assert isinstance(err.value.__cause__, pickle.UnpicklingError)  # refused by weights_only, never executed
 
 
 def test_tensorboard_events_read_back(tmp_path):

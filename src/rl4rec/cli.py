@@ -16,7 +16,7 @@ import logging
 import sys
 
 from rl4rec.config import ConfigError
-from rl4rec.errors import InputError
+from rl4rec.errors import InputError, NonFiniteError
 
 #: modules providing ``register(subparsers, groups)``, in the order they appear in ``--help``
 COMMAND_MODULES = ("rl4rec.runs_cli", "rl4rec.quickstart", "rl4rec.experiments.cli", "rl4rec.genrec.latent.cli")
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"rl4rec: config error: {err}", file=sys.stderr)
         return 2
-    except (RunExistsError, FileNotFoundError, FileExistsError, InputError) as err:  # the message names the file, line or key
+    except (RunExistsError, FileNotFoundError, FileExistsError, InputError, NonFiniteError) as err:  # the message names the file, line or key
         print(f"rl4rec: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -48,6 +48,7 @@ class RunConfig:
         "tags",
         "progress",
         "tracking",
+        "stop_at_step",  # a simulated SIGTERM: the run it stops is the same run, resumed
     )
 
     experiment: str = field("default", "experiment name; runs go to <runs_dir>/<experiment>/<run_name>")

@@ -69,9 +69,11 @@ class Devices:
     ``.any(flag)`` (true on every process when true on one), ``.wait()``.
     """
 
-    def __init__(self, device: str = "auto", mixed_precision: str = "no"):
+    def __init__(self, device: str = "auto", mixed_precision: str = "no", skip_nonfinite: bool = False):
         check_device_keys(device, mixed_precision)
-        self.mixed_precision = mixed_precision
+        self.mixed_precision, self.skip_nonfinite = mixed_precision, skip_nonfinite
+        #: updates skipped because their gradients were NaN/inf (``skip_nonfinite``)
+        self.skipped = 0
         launched = int(os.environ.get("WORLD_SIZE", "1"))
         cpu = device == "cpu" or not torch.cuda.is_available()
         if launched > 1 or (dist.is_available() and dist.is_initialized()):
@@ -117,7 +119,15 @@ class Devices:
         sum_gradients(params)
         if self._scaler is not None:
             self._scaler.unscale_(optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(params, grad_clip) if grad_clip else torch.zeros(())
+        norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip else float("inf"))
+        if not torch.isfinite(norm) and self._scaler is None:  # fp16: the scaler skips and rescales itself
+            if not self.skip_nonfinite:
+                from rl4rec.errors import NonFiniteError
+
+                raise NonFiniteError("non-finite gradients (NaN/inf); the run stops with its last good checkpoint; skip_nonfinite=true skips such updates")
+            optimizer.zero_grad(set_to_none=True)
+            self.skipped += 1
+            return float(norm)
         if self._scaler is not None:
             self._scaler.step(optimizer)
             self._scaler.update()

@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
-__all__ = ["InputError"]
+__all__ = ["InputError", "NonFiniteError"]
 
 
 class InputError(ValueError):
     """Malformed user data (a CSV row, a SID file, a dataset folder)."""
+
+
+class NonFiniteError(RuntimeError):
+    """A NaN or infinite loss, reward or gradient: the run stops, its last good checkpoint intact."""

@@ -33,6 +33,7 @@ import yaml
 
 from rl4rec.allocator import keep_freed_memory
 from rl4rec.config import to_dict
+from rl4rec.errors import InputError
 from rl4rec.naming import run_name
 from rl4rec.seeding import apply_threads, seed_everything
 from rl4rec.tracking import Trackers, read_metrics
@@ -93,13 +94,23 @@ class StopRequested(Exception):
 # --------------------------------------------------------------------------- atomic files
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, write) -> None:
+    """``write(fh)`` into a temp file beside ``path``, fsync, rename. On any failure (a full disk,
+    a kill) the temp file goes and ``path`` keeps its previous content."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    _atomic_write(path, lambda fh: fh.write(data))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -120,17 +131,18 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
     A crash before the rename leaves the previous file intact; readers never see a partial file.
     """
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("wb") as fh:
-        torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    _atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``: tensors and plain containers only)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Load a checkpoint safely (``weights_only=True``: tensors and plain containers only); a
+    truncated or corrupted file is an :class:`~rl4rec.errors.InputError` naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (FileNotFoundError, IsADirectoryError):
+        raise
+    except Exception as err:  # noqa: BLE001 - torch raises RuntimeError, UnpicklingError, EOFError... on bad bytes
+        raise InputError(f"{path}: unreadable checkpoint ({type(err).__name__}: {str(err)[:200]})") from err
 
 
 # --------------------------------------------------------------------------- RNG state
@@ -199,12 +211,36 @@ def read_status(run_dir: Path) -> dict[str, Any]:
 
 
 #: config keys that do not change what a run computes (or where it lives)
-_BOOKKEEPING = ("run_name", "runs_dir", "resume", "progress", "threads", "tracking", "description", "tags")
+_BOOKKEEPING = ("run_name", "runs_dir", "resume", "progress", "threads", "tracking", "description", "tags", "stop_at_step")
 _stored_configs: dict[Path, dict[str, Any]] = {}
 
 
-def _substance(config: Mapping[str, Any]) -> str:
-    return json.dumps({k: v for k, v in config.items() if k not in _BOOKKEEPING}, sort_keys=True, default=str)
+def _same_config(stored: Any, cfg: Any, top: bool = True) -> bool:
+    """``cfg`` is the config a run stored, bookkeeping keys aside; a key added to the code since
+    (absent from the stored file) matches when ``cfg`` holds its default."""
+    if not isinstance(stored, dict):
+        return False
+    for f in dataclasses.fields(cfg):
+        if top and f.name in _BOOKKEEPING:
+            continue
+        value = getattr(cfg, f.name)
+        if f.name not in stored:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            if to_dict_value(value) != to_dict_value(default):
+                return False
+        elif dataclasses.is_dataclass(value):
+            if not _same_config(stored[f.name], value, top=False):
+                return False
+        elif to_dict_value(value) != stored[f.name]:
+            return False
+    return True
+
+
+def to_dict_value(value: Any) -> Any:
+    """A config value as ``config.yaml`` holds it (tuples as lists, sections as mappings)."""
+    if dataclasses.is_dataclass(value):
+        return to_dict(value)
+    return to_dict_value(list(value)) if isinstance(value, tuple) else [to_dict_value(v) for v in value] if isinstance(value, list) else value
 
 
 def run_dir_for(cfg: Any) -> Path:
@@ -215,11 +251,10 @@ def run_dir_for(cfg: Any) -> Path:
     path = exp_dir / (cfg.run_name or run_name(cfg))
     if cfg.run_name or path.exists() or not exp_dir.is_dir():
         return path
-    want = _substance(to_dict(cfg))
     for folder in sorted(p for p in exp_dir.iterdir() if (p / "config.yaml").is_file()):
-        if folder not in _stored_configs:  # config.yaml never changes a run's substance: cache it
-            _stored_configs[folder] = _substance(yaml.safe_load((folder / "config.yaml").read_text()) or {})
-        if _stored_configs[folder] == want:
+        if folder not in _stored_configs:  # config.yaml never changes a run's substance: read it once
+            _stored_configs[folder] = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+        if _same_config(_stored_configs[folder], cfg):
             return folder
     return path
 
@@ -258,7 +293,10 @@ class Run:
             self._load_resume_state()
             self._install_signal_handlers()
             return self
-        existing = read_status(self.dir)["status"] if self.dir.exists() else None
+        status = read_status(self.dir) if self.dir.exists() else {"status": None}
+        existing = status["status"]
+        if existing == "running" and status.get("pid") != os.getpid():  # a live process owns it (read_status checked)
+            raise RunExistsError(f"run {self.dir} is running (pid {status.get('pid')} on {status.get('host')}); stop it first (rl4rec runs stop)")
         if existing not in (None, "unknown") and not cfg.resume:
             raise RunExistsError(
                 f"run {self.dir} already exists (status: {existing}); pass resume=true to continue it "
@@ -305,12 +343,22 @@ class Run:
         return self
 
     def _load_resume_state(self) -> bool:
+        """``last``, or, when it is unreadable, the newest readable ``step_N`` (the log says which)."""
         last = self.layout.checkpoint("last")
-        if self.cfg.resume and last.exists():
-            self.resume_state = load_checkpoint(last)
+        if not (self.cfg.resume and last.exists()):
+            return False
+        steps = sorted(self.ckpt_dir.glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]) if p.stem.split("_")[1].isdigit() else -1)
+        for path in [last, *reversed(steps)]:
+            try:
+                self.resume_state = load_checkpoint(path)
+            except InputError as err:
+                log.warning("%s; trying an older checkpoint", err)
+                continue
+            if path != last:
+                log.warning("resuming from %s instead of the unreadable %s", path.name, last.name)
             self.start_step = int(self.resume_state["step"])
             return True
-        return False
+        raise InputError(f"{last}: unreadable, and no readable step_N checkpoint to fall back to; start again with resume=false in a new run")
 
     def restore_rng(self) -> None:
         """Put the RNGs back where the checkpoint left them. Call once, after every object of the

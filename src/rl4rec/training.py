@@ -69,6 +69,7 @@ class LoopConfig(DeviceConfig):
     keep_every: int = field(0, "keep checkpoints/step_N.pt every N steps (0 = only last and best)", ge=0)
     test_at_end: bool = field(True, "evaluate the best checkpoint on the test split at the end")
     stop_at_step: int = field(0, "tests: act as if SIGTERM arrived after this step (0 = never)", ge=0)
+    skip_nonfinite: bool = field(False, "skip an update whose gradients are NaN/inf (counted in train/skipped_steps) instead of stopping the run")
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,7 @@ def fit(cfg: LoopConfig, build, *, key_metric: str | None = None) -> dict[str, A
     from rl4rec.runs import Run, StopRequested
 
     t_start = time.perf_counter()
-    dev = Devices(cfg.device, cfg.mixed_precision)
+    dev = Devices(cfg.device, cfg.mixed_precision, skip_nonfinite=cfg.skip_nonfinite)
     run = Run(cfg, key_metric=key_metric, follower=not dev.is_main)
     if not dev.is_main:
         dev.wait()  # the main process creates (or refuses) the folder first
@@ -277,7 +278,10 @@ def fit(cfg: LoopConfig, build, *, key_metric: str | None = None) -> dict[str, A
                     save(step - 1)
                 raise StopRequested()
             t0 = time.perf_counter()
+            skipped = dev.skipped
             metrics = task.train_step(step)
+            _check_finite(metrics, step, skipped_now=dev.skipped > skipped, last=saved["step"], run_dir=run.dir)
+            metrics["train/skipped_steps"] = float(dev.skipped)
             step_s = time.perf_counter() - t0
             loop["train_s"] += step_s
             loop["last_step"] = step
@@ -317,6 +321,17 @@ def fit(cfg: LoopConfig, build, *, key_metric: str | None = None) -> dict[str, A
         run.write_result("test_results.json", result)
         dev.wait()
         return result
+
+
+def _check_finite(metrics: dict[str, Any], step: int, *, skipped_now: bool, last: int, run_dir) -> None:
+    """A NaN/inf loss or reward stops the run (its checkpoints stay as they were), unless the device
+    layer skipped this step's update (``skip_nonfinite``)."""
+    bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v) and any(w in k for w in ("loss", "reward", "return"))]
+    if bad and not skipped_now:
+        from rl4rec.errors import NonFiniteError
+
+        kept = f"the last good checkpoint is {run_dir}/checkpoints/last.pt (step {last})" if last >= 0 else "no checkpoint was written yet"
+        raise NonFiniteError(f"step {step}: non-finite {', '.join(bad)}; the run stops, {kept}; skip_nonfinite=true skips such updates instead")
 
 
 def _shown(key: str, value: Any) -> bool:

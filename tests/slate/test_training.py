@@ -108,15 +108,30 @@ def test_paper_configs_load_and_sweeps_expand():
     laptop, base = load_sweep(root / "table2" / "sweep_laptop.yaml")
     assert len(expand(laptop, base)) == 8 * 3
     budget, base = load_sweep(root / "table2" / "sweep_laptop_2k.yaml")
-    assert [m.name for m in expand(budget, base)][:2] == [m.name.replace("steps500", "steps2000").replace("val-every100", "val-every200") for m in expand(laptop, base)
-                                                       if m.method in ("SAC+TopK(ideal)", "SAC+GeMS") and "topdown" in m.name]
+
+    def differ(a: dict, b: dict, prefix: str = "") -> set[str]:
+        keys = set(a) | set(b)
+        out = set()
+        for k in keys:
+            if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+                out |= differ(a[k], b[k], f"{prefix}{k}.")
+            elif a.get(k) != b.get(k):
+                out.add(prefix + k)
+        return out
+
+    laptop_cells = {(m.method, m.point["env"]): m for m in expand(laptop, base)}
+    budget_members = expand(budget, base)
+    assert [(m.method, m.point["env"]) for m in budget_members][:2] == [("SAC+TopK(ideal)", "focused_topdown"), ("SAC+GeMS", "focused_topdown")]
+    for m in budget_members:  # only the budget (and, where the method says so, the alpha-init fix) differs from the laptop cell
+        method = m.method.split(",")[0]
+        fix = {"hp.fix_alpha_init"} if "fixed alpha" in m.method else set()
+        assert differ(m.config, laptop_cells[(method, m.point["env"])].config) <= {"steps", "eval_every", "experiment", *fix}
     fixed, base = load_sweep(root / "table2" / "sweep_laptop_fixed_alpha.yaml")
-    faithful = {(m.method, m.name.split("_")[1]): m for m in expand(laptop, base)}
     fixed_members = expand(fixed, base)
     assert len(fixed_members) == 3 * 3  # the SAC cells; only the alpha-init switch differs from their faithful twins
     for m in fixed_members:
-        twin = faithful[(m.method, m.name.split("_")[1])]
-        assert m.name == twin.name.replace("val-every100_", "val-every100_fix-alpha-init-T_")
+        twin = laptop_cells[(m.method, m.point["env"])]
+        assert differ(m.config, twin.config) == {"hp.fix_alpha_init", "experiment"}
 
 
 def test_gems_pretraining_lowers_validation_loss(tmp_path, shared_data):
