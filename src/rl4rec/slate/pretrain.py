@@ -52,7 +52,7 @@ class SlatePretrainConfig(DeviceConfig):
 
 
 def pretrain_ranker(cfg: SlatePretrainConfig) -> dict:
-    from rl4rec.runs import Run, atomic_torch_save
+    from rl4rec.runs import Run, atomic_save_npy, atomic_torch_save
     from rl4rec.slate.env.config import variant_config
     from rl4rec.slate.logs import generate_logs, load_logs
 
@@ -69,7 +69,7 @@ def pretrain_ranker(cfg: SlatePretrainConfig) -> dict:
         if cfg.ranker == "mf":
             table, summary = train_mf(np.asarray(logs.slates), np.asarray(logs.clicks), num_items, cfg.mf, seed=cfg.seed, progress=cfg.progress)
             path = run.dir / f"mf_{cfg.env}.npy"
-            np.save(path, table.astype(np.float32))
+            atomic_save_npy(path, table.astype(np.float32))
             result = {"eval/mf_val_loss": summary["best_val_loss"], "mf_embeddings": str(path), **summary}
         else:
             slates = torch.from_numpy(np.asarray(logs.slates).astype(np.int64))
