@@ -13,7 +13,6 @@ import torch
 from torch.testing import assert_close
 
 from rl4rec.cli import main
-from rl4rec.runs import load_checkpoint
 from rl4rec.config import ConfigError, apply_overrides
 from rl4rec.genrec.artifacts import load_sft_run
 from rl4rec.genrec.grpo.config import GRPOConfig
@@ -22,6 +21,7 @@ from rl4rec.genrec.grpo.rollout import generate_rollouts, select_group
 from rl4rec.genrec.grpo.trainer import train_grpo
 from rl4rec.genrec.model import load_model_dir
 from rl4rec.genrec.sft import SFTConfig, train_sft
+from rl4rec.runs import load_checkpoint
 
 BASE = ["progress=false", "threads=1", "tracking.backends=[]"]
 #: a deliberately under-trained SFT model: 300 steps, test HR@1 ~0.28 where ~0.9 is reachable
