@@ -216,3 +216,27 @@ def _write(tmp_path: Path, spec: dict) -> Path:
     path = tmp_path / "chain.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
+
+
+def test_sigterm_to_the_sweep_driver_stops_its_workers_cleanly(tmp_path):
+    """The driver killed with SIGTERM stops its running workers (they save 'last' and end
+    'stopped') instead of leaving them orphaned; the next sweep resumes them."""
+    path = _sweep_file(tmp_path, workers=1, max_retries=0, overrides=["steps=400", "eval_every=10", "save_every=10", "tracking.backends=[]", "step_sleep=0.02"])
+    driver = subprocess.Popen([sys.executable, "-m", "rl4rec.cli", "sweep", str(path), "--no-report"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    runs, running, deadline = tmp_path / "runs" / "toy", None, time.time() + 90
+    while running is None and time.time() < deadline:
+        running = next((p for p in (runs.glob("mlp_*") if runs.exists() else []) if (p / "checkpoints" / "last.pt").exists()
+                        and read_status(p)["status"] == "running"), None)
+        time.sleep(0.05)
+    assert running is not None
+    pid = int(read_status(running)["pid"])
+    driver.send_signal(signal.SIGTERM)
+    driver.communicate(timeout=60)
+    deadline = time.time() + 30
+    while time.time() < deadline and read_status(running)["status"] == "running":
+        time.sleep(0.1)
+    assert read_status(running)["status"] == "stopped"
+    with pytest.raises(ProcessLookupError):
+        for _ in range(100):  # the worker exits (a zombie is reaped by init once the driver is gone)
+            os.kill(pid, 0)
+            time.sleep(0.1)

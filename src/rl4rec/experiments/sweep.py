@@ -14,8 +14,10 @@ import itertools
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,6 +294,10 @@ def _run_ray(sweep: SweepConfig, todo: list[Member], workers: int, outcome: dict
 # --------------------------------------------------------------------------- driver
 
 
+def _exit_on_signal(signum, frame):  # noqa: ARG001
+    raise SystemExit(128 + signum)
+
+
 def run_sweep(sweep: SweepConfig, base_dir: Path = Path(".")) -> dict[str, str]:
     """Run what is missing; returns run name -> outcome (finished / stopped / skipped / failed ...)."""
     members = expand(sweep, base_dir)
@@ -305,7 +311,13 @@ def run_sweep(sweep: SweepConfig, base_dir: Path = Path(".")) -> dict[str, str]:
     )
     if todo:
         runner = _run_local if sweep.backend == "local" else _run_ray
-        runner(sweep, todo, workers, outcome)
+        # SIGTERM to the driver unwinds it like Ctrl-C, so its workers are stopped (they save 'last'), not orphaned
+        previous = signal.signal(signal.SIGTERM, _exit_on_signal) if threading.current_thread() is threading.main_thread() else None
+        try:
+            runner(sweep, todo, workers, outcome)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
     failed = [n for n, o in outcome.items() if o.startswith("failed")]
     if failed:
         log.error("%d run(s) failed: %s", len(failed), ", ".join(failed))
