@@ -17,5 +17,6 @@ def test_sweep_expands(path):
     sweep, base = load_sweep(path)
     members = expand(sweep, base)
     assert members and len({m.name for m in members}) == len(members)
+    assert max(len(m.name) for m in members) <= 80  # names read at a glance (the laptop Table 2 included)
     methods = {m.method for m in members}
     assert len(methods) == max(len(sweep.methods), 1)
