@@ -334,5 +334,11 @@ def _check_finite(metrics: dict[str, Any], step: int, *, skipped_now: bool, last
         raise NonFiniteError(f"step {step}: non-finite {', '.join(bad)}; the run stops, {kept}; skip_nonfinite=true skips such updates instead")
 
 
+def format_run(head: str, result: dict[str, Any]) -> str:
+    """What a training command prints: ``head``, the result's comparison table if any, its file."""
+    table = [result["table"]] if "table" in result else []
+    return "\n".join([head, *table, f"results: {result['run_dir']}/test_results.json"])
+
+
 def _shown(key: str, value: Any) -> bool:
     return isinstance(value, float) and "/" in key and "ci95" not in key and not key.startswith("perf/")

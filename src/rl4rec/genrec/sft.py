@@ -32,7 +32,7 @@ from rl4rec.config import to_dict
 from rl4rec.devices import mean_over_processes
 from rl4rec.genrec.artifacts import load_sft_dataset
 from rl4rec.genrec.sft_config import SFTConfig, TaskMix
-from rl4rec.training import Task, fit, lr_lambda
+from rl4rec.training import Task, fit, format_run, lr_lambda
 
 log = logging.getLogger(__name__)
 
@@ -319,11 +319,5 @@ def _text_evaluator(cfg: SFTConfig, ds, tok, builder):
 
 
 def format_results(result: dict[str, Any]) -> str:
-    lines = [
-        f"SFT on {result['dataset']} ({result['train_recipe']}, {result['rows']['train']} train rows, {sum(result['tasks'].values())} samples/epoch): "
-        f"{result['steps']} steps, best step {result['best_step']}, train {result['train_s']:.0f}s, wall {result['wall_s']:.0f}s",
-    ]
-    if "table" in result:
-        lines.append(result["table"])
-    lines.append(f"results: {result['run_dir']}/test_results.json")
-    return "\n".join(lines)
+    return format_run(f"SFT on {result['dataset']} ({result['train_recipe']}, {result['rows']['train']} train rows, {sum(result['tasks'].values())} samples/epoch): "
+                      f"{result['steps']} steps, best step {result['best_step']}, train {result['train_s']:.0f}s, wall {result['wall_s']:.0f}s", result)

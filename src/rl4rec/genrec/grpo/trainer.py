@@ -39,7 +39,7 @@ from rl4rec.config import ConfigError
 from rl4rec.devices import mean_over_processes
 from rl4rec.genrec.grpo.config import GRPOCommon
 from rl4rec.genrec.grpo.update import PromptBatch, grpo_update
-from rl4rec.training import Task, fit
+from rl4rec.training import Task, fit, format_run
 
 log = logging.getLogger(__name__)
 
@@ -189,11 +189,5 @@ def train_grpo(cfg: GRPOCommon) -> dict[str, Any] | None:
 
 
 def format_results(result: dict[str, Any]) -> str:
-    lines = [
-        f"GRPO on {result['dataset']} from {result['init_from']}: {result['steps']} steps, rollout={result['rollout']}, "
-        f"rewards={result['rewards']}, best step {result['best_step']}, train {result['train_s']:.0f}s, wall {result['wall_s']:.0f}s",
-    ]
-    if "table" in result:
-        lines.append(result["table"])
-    lines.append(f"results: {result['run_dir']}/test_results.json")
-    return "\n".join(lines)
+    return format_run(f"GRPO on {result['dataset']} from {result['init_from']}: {result['steps']} steps, rollout={result['rollout']}, "
+                      f"rewards={result['rewards']}, best step {result['best_step']}, train {result['train_s']:.0f}s, wall {result['wall_s']:.0f}s", result)
