@@ -23,7 +23,7 @@ from hypothesis import strategies as st  # noqa: E402
 from rl4rec.config import ConfigError, apply_overrides, describe, load_config  # noqa: E402
 from rl4rec.errors import InputError  # noqa: E402
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 TEXT = st.text(alphabet=string.printable + "äé€\u0000", max_size=40)
 
 
@@ -62,7 +62,7 @@ def test_yaml_config_files_fail_with_the_file_named(tmp_path, text):
     try:
         load_config(SmokeConfig, path)
     except ConfigError as err:
-        assert str(path) in str(err) or "unknown config key" in str(err) or ":" in str(err)
+        assert str(path) in str(err)  # the file is named, whatever went wrong in it
 
 
 def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path):

@@ -225,6 +225,8 @@ def from_dict(cls: type[C], data: typing.Mapping[str, Any] | None, prefix: str =
     data = dict(data or {})
     known = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
+        if not isinstance(key, str):  # YAML allows `? ` (null), numbers and lists as keys
+            raise ConfigError(f"config key {prefix}{key!r} in {cls.__name__} is not a name")
         if key not in known:
             raise _unknown_key(cls, key, prefix)
     hints = _hints(cls)
@@ -341,8 +343,18 @@ def load_config(
     cls: type[C], path: str | Path | None = None, overrides: typing.Iterable[str] = ()
 ) -> C:
     """YAML file (optional) + dotted overrides -> one validated, frozen config object."""
+    return _from_file(cls, path, list(overrides))
+
+
+def _from_file(cls: type[C], path: str | Path | None, overrides: list[str]) -> C:
+    """``path``'s mapping + overrides; an error says which file the config came from."""
     data = load_yaml(path) if path else {}
-    return apply_overrides(cls, data, overrides)
+    try:
+        return apply_overrides(cls, data, overrides)
+    except ConfigError as err:
+        if not path:
+            raise
+        raise ConfigError(f"{err} (config file {path}{' + overrides' if overrides else ''})") from None
 
 
 def config_from_args(cls: type[C], args: Any, flags: typing.Iterable[str] = ()) -> C:
@@ -358,8 +370,7 @@ def config_from_args(cls: type[C], args: Any, flags: typing.Iterable[str] = ()) 
     stray = [o for o in overrides if "=" not in o]
     if stray:
         raise ConfigError(f"{stray[0]!r} is not a key=value override (nor a .yaml config file)")
-    data: dict[str, Any] = load_yaml(config) if config else {}
-    return apply_overrides(cls, data, [*flags, *overrides])
+    return _from_file(cls, config, [*flags, *overrides])
 
 
 def replace(cfg: C, **changes: Any) -> C:
