@@ -150,8 +150,10 @@ def _write(out_dir: Path, slates: np.ndarray, clicks: np.ndarray, meta: dict) ->
 def _load_array(path: Path, mmap: bool) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (ValueError, EOFError, OSError) as err:  # missing, truncated, not .npy, or a pickle
-        raise InputError(f"{path}: not a readable .npy array ({err})") from err
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # noqa: BLE001 - numpy raises ValueError, EOFError, SyntaxError... on a bad header
+        raise InputError(f"{path}: not a readable .npy array ({type(err).__name__}: {str(err)[:200]})") from err
 
 
 def load_logs(path: str | Path, *, env: str | None = None, mode: str | None = None, mmap: bool = False) -> LoggedData:

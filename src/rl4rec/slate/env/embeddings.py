@@ -79,8 +79,8 @@ def load_embeddings(path: str | Path, num_topics: int = 10, topic_size: int = 2)
         raise FileNotFoundError(f"item embeddings {path} do not exist")
     try:
         arr = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, OSError) as err:  # not .npy, truncated, or a pickle
-        raise InputError(f"{path}: not a plain numeric .npy array ({err})") from err
+    except Exception as err:  # noqa: BLE001 - numpy raises ValueError, EOFError, SyntaxError... on a bad header
+        raise InputError(f"{path}: not a plain numeric .npy array ({type(err).__name__}: {str(err)[:200]})") from err
     return check_embeddings(arr, num_topics, topic_size, source=str(path))
 
 
