@@ -95,13 +95,15 @@ def configuration_page() -> str:
 # --------------------------------------------------------------------------- results pages
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: Any, like: float | None = None) -> str:
+    """A number as the tables show it; ``like``: format a spread with its mean's precision."""
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
         if not math.isfinite(v):
             return "–"
-        return f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}" if abs(v) < 1e4 else f"{v:.0f}"
+        size = abs(v if like is None else like)
+        return f"{v:.4f}" if size < 10 else f"{v:.1f}" if size < 1e4 else f"{v:.0f}"
     return _cell(v)
 
 
@@ -111,7 +113,7 @@ def _value(v: Any) -> str | None:
         spread = v.get("ci95", v.get("sem"))
         sign = "±" if "ci95" in v else "± SEM"
         if isinstance(spread, (int, float)) and math.isfinite(spread):
-            return f"{_fmt(float(v['mean']))} {sign} {_fmt(float(spread))}"
+            return f"{_fmt(float(v['mean']))} {sign} {_fmt(float(spread), like=float(v['mean']))}"
         return _fmt(float(v["mean"]))
     if isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) for x in v) and len(v) <= 8:
         return ", ".join(_fmt(x) for x in v) or "–"
