@@ -34,7 +34,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from rl4rec.experiments.report import build_report
 
     metrics = args.metrics.split(",") if args.metrics else None
-    md, html = build_report(Path(args.runs_dir), args.experiment, metrics, baseline=args.baseline)
+    experiments = args.experiment if len(args.experiment) > 1 else args.experiment[0]
+    md, html = build_report(Path(args.runs_dir), experiments, metrics, baseline=args.baseline, out_dir=args.out)
     print(md.read_text())
     print(f"report: {md} and {html}")
     return 0
@@ -49,7 +50,8 @@ def register(sub: argparse._SubParsersAction, groups: dict | None = None) -> Non
     p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("report", help="Markdown + HTML report of an experiment: CIs, Welch tests, curves, parameters")
-    p.add_argument("experiment")
+    p.add_argument("experiment", nargs="+", help="one experiment, or several: one section each")
+    p.add_argument("--out", default=None, help="report folder (default: <runs_dir>/<first experiment>/report)")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--metrics", default=None, help="comma-separated result keys (default: all numeric results)")
     p.add_argument("--baseline", default=None, help="another experiment: compare each (method, column) cell with it (Welch; paired over seeds when they match)")
