@@ -75,7 +75,15 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _config_section(title: str, anchor: str, intro: str, cls: type, prefix: str = "") -> list[str]:
+    md = ["", f"## `{title}` {{#{anchor}}}", "", f"{intro}config class `{cls.__module__}.{cls.__qualname__}`. "
+          f"{(cls.__doc__ or '').strip().splitlines()[0]}", "", "| key | type | default | bounds | help |", "|---|---|---|---|---|"]
+    return md + [f"| `{k}` | {_cell(t)} | `{_cell(d)}` | {_cell(b)} | {_cell(h)} |" for k, t, d, b, h in config_rows(cls, prefix)]
+
+
 def configuration_page() -> str:
+    from rl4rec.experiments.sweep import SweepConfig
+    from rl4rec.genrec.latent.sft import LatentEvalConfig
     from rl4rec.registry import PIPELINES
 
     md = ["# Configuration reference", "",
@@ -83,12 +91,13 @@ def configuration_page() -> str:
           "bounds and help. Give keys as `key=value` (dotted for sections: `hp.gamma=0.9`), in a YAML file "
           "(`--config FILE`), or print them with `rl4rec config <pipeline>`.", ""]
     md += [f"- [`rl4rec {' '.join(p.command)}`](#{p.name.replace('.', '')}): {p.help}" for p in PIPELINES]
+    md += ["- [`rl4rec sweep FILE`](#sweep): the keys of a sweep file",
+           "- [`rl4rec genrec latent-eval RUN`](#latent-eval): its `eval.*` overrides"]
     for p in PIPELINES:
-        cls = p.config_class()
-        md += ["", f"## `rl4rec {' '.join(p.command)}` {{#{p.name.replace('.', '')}}}", "",
-               f"Pipeline `{p.name}`, config class `{cls.__module__}.{cls.__qualname__}`. {(cls.__doc__ or '').strip().splitlines()[0]}", "",
-               "| key | type | default | bounds | help |", "|---|---|---|---|---|"]
-        md += [f"| `{k}` | {_cell(t)} | `{_cell(d)}` | {_cell(b)} | {_cell(h)} |" for k, t, d, b, h in config_rows(cls)]
+        md += _config_section(f"rl4rec {' '.join(p.command)}", p.name.replace(".", ""), f"Pipeline `{p.name}`, ", p.config_class())
+    md += _config_section("rl4rec sweep FILE", "sweep", "A sweep file (YAML), overridable as `key=value` after it: ", SweepConfig)
+    md += _config_section("rl4rec genrec latent-eval RUN", "latent-eval",
+                          "`eval.*` overrides on top of the run's own evaluation settings: ", LatentEvalConfig, "eval.")
     return "\n".join(md) + "\n"
 
 

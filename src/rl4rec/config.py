@@ -242,21 +242,22 @@ def from_dict(cls: type[C], data: typing.Mapping[str, Any] | None, prefix: str =
     return obj
 
 
+def to_plain(v: Any) -> Any:
+    """A config value as YAML/JSON holds it: sections as dicts, tuples as lists, paths as strings."""
+    if dataclasses.is_dataclass(v):
+        return {f.name: to_plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+    if isinstance(v, (list, tuple)):
+        return [to_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: to_plain(x) for k, x in v.items()}
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     """Plain nested dict (paths as strings, tuples as lists), suitable for YAML/JSON."""
-
-    def plain(v: Any) -> Any:
-        if dataclasses.is_dataclass(v):
-            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
-        if isinstance(v, (list, tuple)):
-            return [plain(x) for x in v]
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        if isinstance(v, Path):
-            return str(v)
-        return v
-
-    return plain(cfg)
+    return to_plain(cfg)
 
 
 _FLOAT_RE = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)")

@@ -119,7 +119,7 @@ class Devices:
         sum_gradients(params)
         if self._scaler is not None:
             self._scaler.unscale_(optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip else float("inf"))
+        norm = torch.nn.utils.clip_grad_norm_(params, grad_clip) if grad_clip else _total_norm(params)
         if not torch.isfinite(norm) and self._scaler is None:  # fp16: the scaler skips and rescales itself
             if not self.skip_nonfinite:
                 from rl4rec.errors import NonFiniteError
@@ -147,6 +147,15 @@ class Devices:
 
 
 # --------------------------------------------------------------------------- process group
+
+
+def _total_norm(params: list[torch.nn.Parameter]) -> torch.Tensor:
+    """The gradients' global L2 norm (what clipping would measure), without rescaling them."""
+    grads = [p.grad for p in params]
+    if not grads:
+        return torch.zeros(())
+    get = getattr(torch.nn.utils, "get_total_norm", None)  # torch >= 2.6
+    return get(grads) if get is not None else torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
 
 
 def world() -> tuple[int, int]:

@@ -32,7 +32,7 @@ import torch
 import yaml
 
 from rl4rec.allocator import keep_freed_memory
-from rl4rec.config import to_dict
+from rl4rec.config import to_dict, to_plain
 from rl4rec.errors import InputError
 from rl4rec.naming import run_name
 from rl4rec.seeding import apply_threads, seed_everything
@@ -226,21 +226,14 @@ def _same_config(stored: Any, cfg: Any, top: bool = True) -> bool:
         value = getattr(cfg, f.name)
         if f.name not in stored:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            if to_dict_value(value) != to_dict_value(default):
+            if to_plain(value) != to_plain(default):
                 return False
         elif dataclasses.is_dataclass(value):
             if not _same_config(stored[f.name], value, top=False):
                 return False
-        elif to_dict_value(value) != stored[f.name]:
+        elif to_plain(value) != stored[f.name]:
             return False
     return True
-
-
-def to_dict_value(value: Any) -> Any:
-    """A config value as ``config.yaml`` holds it (tuples as lists, sections as mappings)."""
-    if dataclasses.is_dataclass(value):
-        return to_dict(value)
-    return to_dict_value(list(value)) if isinstance(value, tuple) else [to_dict_value(v) for v in value] if isinstance(value, list) else value
 
 
 def run_dir_for(cfg: Any) -> Path:

@@ -240,7 +240,9 @@ class SlateTask(Task):
         self.seeds = seeds = cfg.seed_list
         s = len(seeds)
         self.sim = sim = make_sim(cfg)
-        self.agent = agent = build_agent(cfg, sim, seeds, log_fn=run.log_metrics, logs_dir=run.dir / "logs", check_stop=run.check_stop)
+        # resuming: GeMS weights and action box come with the agent state, so it is not pretrained again
+        self.agent = agent = build_agent(cfg, sim, seeds, log_fn=run.log_metrics, logs_dir=run.dir / "logs", check_stop=run.check_stop,
+                                         skeleton=run.resume_state is not None)
         self.streams = UserStreams(sim.fixes.disjoint_test_users)
         self.learns = cfg.agent not in ("random", "sto")
         self.buffer = None
