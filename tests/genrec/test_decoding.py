@@ -181,3 +181,25 @@ def test_trie_from_catalog_groups_items_sharing_a_sid():
     out = _result(trie, torch.tensor([[0, 2], [0, 1]]), torch.zeros(2, 2), torch.zeros(2, 2, 2))
     assert out.items.tolist() == [[0, 3], [0, 1]]
     assert out.items_for_targets(trie, torch.tensor([2, 3])).tolist() == [[2, 3], [0, 1]]
+
+
+def test_sid_of_reads_whole_answers_only_brute_force():
+    """``sid_of`` of random token rows (SID tokens, suffix, pad; ragged) equals a brute-force check:
+    the row is ``SID + [NL, EOS]`` then only EOS/pad, with SIDs that prefix others included."""
+    seqs = [[10], [10, 20], [10, 21, 30], [11, 20], [12, 22, 31, 35], [12, 22, 32]]
+    trie = ItemTrie(seqs, [NL, EOS], PAD, [[i] for i in range(len(seqs))])
+    alphabet = [10, 11, 12, 20, 21, 22, 30, 31, 32, 35, NL, EOS, PAD, 99]
+    gen = torch.Generator().manual_seed(0)
+    rows = torch.as_tensor(alphabet)[torch.randint(len(alphabet), (4000, 7), generator=gen)]
+    for i, s in enumerate(seqs[:6] * 10):  # plant valid answers (some padded, some ending in EOS)
+        rows[i] = torch.as_tensor([*s, NL, EOS] + [EOS if i % 2 else PAD] * (5 - len(s)))
+    want = []
+    for r in rows.tolist():
+        sid = -1
+        for g, s in enumerate(seqs):
+            n = len(s)
+            if r[:n] == s and r[n : n + 2] == [NL, EOS] and all(t in (EOS, PAD) for t in r[n + 2 :]):
+                sid = g
+        want.append(sid)
+    assert trie.sid_of(rows).tolist() == want
+    assert sum(w >= 0 for w in want) >= 60

@@ -184,15 +184,30 @@ class ItemTrie:
     def walk(self, generated: torch.Tensor) -> torch.Tensor:
         """Node reached by each row's generated ids ``(N, t)`` from the root; ``-1`` once a token
         leaves the trie. Vectorised over rows (a loop over the t <= a few positions only)."""
+        return self.path(generated)[:, -1]
+
+    def path(self, generated: torch.Tensor) -> torch.Tensor:
+        """``(N, t + 1)`` nodes of each row: the root, then the node after every generated token."""
         node = torch.zeros(generated.shape[0], dtype=torch.long, device=generated.device)
         col_of, child = self.col_of.to(generated.device), self.child.to(generated.device)
+        nodes = [node]
         for j in range(generated.shape[1]):
             tok = generated[:, j]
-            inside = tok < col_of.numel()
-            col = torch.where(inside, col_of[tok.clamp(max=col_of.numel() - 1)], -1)
+            inside = (tok >= 0) & (tok < col_of.numel())
+            col = torch.where(inside, col_of[tok.clamp(0, col_of.numel() - 1)], -1)
             ok = (node >= 0) & (col >= 0)
             node = torch.where(ok, child[node.clamp(min=0), col.clamp(min=0)], -1)
-        return node
+            nodes.append(node)
+        return torch.stack(nodes, 1)
+
+    def sid_of(self, generated: torch.Tensor) -> torch.Tensor:
+        """Index of the SID each row of completion ids ``(N, t)`` spells: its SID tokens, the whole
+        suffix, then only EOS/pad. ``-1`` for every other row (outside the trie, or cut before EOS)."""
+        nodes = self.path(generated)
+        end_sid = self.end_sid.to(generated.device)[nodes[:, :-1].clamp(min=0)]  # SID ending before token j
+        leaves = (nodes[:, :-1] >= 0) & (end_sid >= 0) & (generated == self.suffix_ids[0])
+        sid = torch.where(leaves, end_sid, -1).amax(1) if generated.shape[1] else torch.full_like(nodes[:, 0], -1)
+        return torch.where(nodes[:, -1] == self.done_node, sid, -1)
 
     def __repr__(self) -> str:
         return f"ItemTrie({self.num_sids} SIDs, {self.num_sid_cols} SID tokens, depth {self.max_sid_len}, nodes {self.child.shape[0]})"
