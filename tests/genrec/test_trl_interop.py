@@ -17,7 +17,14 @@ import torch
 from rl4rec.config import apply_overrides
 from rl4rec.genrec.artifacts import load_sft_run
 from rl4rec.genrec.grpo.rewards import RewardContext
-from rl4rec.genrec.trl_interop import SIDReward, TextReward, as_hf_dataset, catalog_regex, completion_length, constrain_generation
+from rl4rec.genrec.trl_interop import (
+    SIDReward,
+    TextReward,
+    as_hf_dataset,
+    catalog_regex,
+    completion_length,
+    constrain_generation,
+)
 
 NO_TRL = "the trl extra is not installed (pip install 'rl4rec[trl]'): TRL interop tests skipped"
 
