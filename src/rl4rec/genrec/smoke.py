@@ -50,20 +50,32 @@ LATENT = Smoke(
 )
 
 
-def run_smoke(smoke: Smoke, runs_dir: str | Path, overrides: list[str] | tuple[str, ...] = (), progress: bool = False) -> dict[str, Any] | None:
-    """Synthetic data -> SFT -> RL; the RL result with the SFT test metrics as ``sft_test``."""
+def _common(smoke: Smoke, runs_dir, progress: bool) -> list[str]:
+    return [f"experiment={smoke.experiment}", f"runs_dir={runs_dir}", "resume=true", f"progress={str(progress).lower()}"]
+
+
+def smoke_sft(smoke: Smoke, runs_dir: str | Path, progress: bool = False) -> dict[str, Any] | None:
+    """The SFT stage alone (synthetic data -> ``<runs_dir>/<experiment>/sft``); its result."""
     from rl4rec.config import apply_overrides
     from rl4rec.genrec.data.synthetic import write_synthetic_dataset
     from rl4rec.registry import get_pipeline
 
-    root = Path(runs_dir) / smoke.experiment
-    folder = write_synthetic_dataset(root / "data")
-    common = [f"experiment={smoke.experiment}", f"runs_dir={runs_dir}", "resume=true", f"progress={str(progress).lower()}"]
-    first, second = get_pipeline(smoke.sft_task), get_pipeline(smoke.rl_task)
-    sft = first.run(apply_overrides(first.config_class(), {}, [f"dataset={folder}", "run_name=sft", *smoke.sft, *common]))
+    folder = write_synthetic_dataset(Path(runs_dir) / smoke.experiment / "data")
+    first = get_pipeline(smoke.sft_task)
+    return first.run(apply_overrides(first.config_class(), {}, [f"dataset={folder}", "run_name=sft", *smoke.sft, *_common(smoke, runs_dir, progress)]))
+
+
+def run_smoke(smoke: Smoke, runs_dir: str | Path, overrides: list[str] | tuple[str, ...] = (), progress: bool = False) -> dict[str, Any] | None:
+    """Synthetic data -> SFT -> RL; the RL result with the SFT test metrics as ``sft_test``."""
+    from rl4rec.config import apply_overrides
+    from rl4rec.registry import get_pipeline
+
+    sft = smoke_sft(smoke, runs_dir, progress)
     if sft is None:
         return None
-    rl = apply_overrides(second.config_class(), {}, [*smoke.rl, *common, "run_name=grpo", f"init_from={root / 'sft'}", *overrides])
+    second = get_pipeline(smoke.rl_task)
+    init = Path(runs_dir) / smoke.experiment / "sft"
+    rl = apply_overrides(second.config_class(), {}, [*smoke.rl, *_common(smoke, runs_dir, progress), "run_name=grpo", f"init_from={init}", *overrides])
     result = second.run(rl)
     if result is not None:
         result["sft_test"] = sft.get("test")
