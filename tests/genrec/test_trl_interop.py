@@ -4,6 +4,7 @@ and a few real ``trl.GRPOTrainer`` steps. The TRL tests skip when the ``trl`` ex
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import re
@@ -181,3 +182,16 @@ def test_rl4rec_installs_and_imports_without_trl():
             "print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+@pytest.mark.parametrize("script", ["trl_grpo_sid.py", "trl_grpo_text.py"])
+def test_the_example_scripts_run(script, tmp_path):
+    """Each example trains its smoke SFT model, 2 TRL steps, validates before and after."""
+    pytest.importorskip("trl", reason=NO_TRL)
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, str(root / "examples" / script), "--runs-dir", str(tmp_path), "--out", str(tmp_path / "out"),
+                          "--steps", "2", "--valid-rows", "20"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["args"]["steps"] == 2 and 0 <= summary["valid_after"]["valid/ndcg@10"] <= 1
+    assert (tmp_path / "out" / "model" / "config.json").is_file()
