@@ -64,7 +64,7 @@ bench: $(VENV)/.installed-$(BENCH_EXTRAS)
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 lint: install-test
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks examples
 
 # Resolve every extra in a scratch venv and write the pins (torch pinned without its local tag,
 # so the same file serves the CPU and the CUDA build).

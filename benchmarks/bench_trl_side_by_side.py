@@ -69,8 +69,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args()
     torch.set_num_threads(1)
-    import trl
     import transformers
+    import trl
     from trl_grpo_sid import train, validate
 
     from rl4rec.genrec.artifacts import load_sft_run
@@ -124,9 +124,11 @@ def main() -> None:
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2))
     print("| arm | s/step | vs TRL+trie | valid NDCG@10 | valid HR@10 | invalid |\n|---|---|---|---|---|---|")
+    def cell(r: dict, key: str) -> str:
+        return f"{r[key]['mean']:.4f} ± {r[key]['ci95']:.4f}" if isinstance(r.get(key), dict) else f"{r.get(key, float('nan')):.4f}"
+
     for r in rows:
-        cell = lambda key: f"{r[key]['mean']:.4f} ± {r[key]['ci95']:.4f}" if isinstance(r.get(key), dict) else f"{r.get(key, float('nan')):.4f}"  # noqa: E731
-        print(f"| {r['arm']} | {cell('step_s')} | {r.get('step_s_vs_trl_trie', 1.0):.2f}x | {cell('valid/ndcg@10')} | {cell('valid/hr@10')} | {cell('invalid_rate')} |")
+        print(f"| {r['arm']} | {cell(r, 'step_s')} | {r.get('step_s_vs_trl_trie', 1.0):.2f}x | {cell(r, 'valid/ndcg@10')} | {cell(r, 'valid/hr@10')} | {cell(r, 'invalid_rate')} |")
 
 
 if __name__ == "__main__":
