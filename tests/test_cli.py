@@ -77,3 +77,22 @@ def test_every_pipeline_has_a_command_a_config_and_a_sweep_task():
         with pytest.raises(SystemExit) as exit_info:
             main([*command, "--help"])
         assert exit_info.value.code == 0
+
+
+def test_expected_errors_are_one_line_and_exit_2(capsys, tmp_path):
+    """A run that exists (without resume=true), a missing config file and a bad metrics log end in
+    one line on stderr, not a traceback, for any command."""
+    base = ["smoke", f"runs_dir={tmp_path}", "steps=4", "eval_every=2", "threads=1", "progress=false", "tracking.backends=[]"]
+    assert main(base) == 0
+    capsys.readouterr()
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("rl4rec: error:") and "resume=true" in err and "Traceback" not in err
+    assert main(["smoke", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing.yaml" in err
+    run = next((tmp_path / "smoke").iterdir())
+    (run / "metrics.jsonl").write_text('{"step": 1}\nnot json\n{"step": 2}\n')
+    assert main(["runs", "show", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "metrics.jsonl:2" in err

@@ -56,3 +56,18 @@ def test_missing_tracker_package_is_a_clear_error(tmp_path, monkeypatch):
     cfg = apply_overrides(SmokeConfig, {}, [f"runs_dir={tmp_path}", "steps=2", "progress=false", "tracking.backends=[wandb]"])
     with pytest.raises(RuntimeError, match=r"pip install 'rl4rec\[wandb\]'"):
         train_smoke(cfg)
+
+
+def test_read_metrics_ignores_only_a_torn_last_line(tmp_path):
+    from rl4rec.errors import InputError
+    from rl4rec.tracking import read_metrics
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "a": 1.0}\n{"step": 2, "a": 2.0}\n{"step": 3, "a"')  # killed mid-write
+    assert [r["step"] for r in read_metrics(path)] == [1, 2]
+    path.write_text('{"step": 1, "a": 1.0}\n{"step": 2, "a\n{"step": 3, "a": 3.0}\n')  # a bad line in the middle
+    with pytest.raises(InputError, match=r"metrics.jsonl:2: not a JSON metrics record"):
+        read_metrics(path)
+    path.write_text('{"step": 1}\n[1, 2]\n{"step": 3}\n')  # valid JSON but not a record
+    with pytest.raises(InputError, match=r":2: "):
+        read_metrics(path)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rl4rec.common import TrackingConfig
+from rl4rec.errors import InputError
 
 
 def _check_keys(metrics: Mapping[str, Any]) -> None:
@@ -156,13 +157,23 @@ class Trackers:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """All records of a ``metrics.jsonl``; a torn last line (killed mid-write) is ignored."""
+    """All records of a ``metrics.jsonl``. Only a torn *last* line (a process killed mid-write) is
+    ignored; a malformed line before it is an :class:`~rl4rec.errors.InputError` naming
+    ``file:line``, since skipping it would silently drop steps."""
     if not path.exists():
         return []
+    lines = path.read_text(errors="replace").splitlines()
     records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
             continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            rec = None
+        if not isinstance(rec, dict):
+            if i == len(lines):
+                break  # torn by a kill: the resume truncates it
+            raise InputError(f"{path}:{i}: not a JSON metrics record: {line[:80]!r}")
+        records.append(rec)
     return records

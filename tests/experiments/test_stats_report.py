@@ -82,3 +82,29 @@ def test_batched_seed_runs_count_one_sample_per_seed(tmp_path):
     assert {r.seed: r.curves["eval/return"] for r in records} == {1: [(10, 4.0)], 2: [(10, 6.0)]}
     cell = metric_table(records, "test/return")["cells"][(records[0].method, "all")]
     assert cell["ci"].n == 2 and cell["ci"].mean == 150.0
+
+
+def test_tests_without_spread_keep_the_direction():
+    """Zero variance: t is +inf or -inf with the sign of a - b (p = 0), and 0 with p = 1 for equal samples."""
+    from rl4rec.metrics.stats import paired_ttest
+
+    assert welch_ttest([2.0, 2.0], [1.0, 1.0]) == (float("inf"), 0.0)
+    assert welch_ttest([1.0, 1.0], [2.0, 2.0]) == (float("-inf"), 0.0)
+    assert welch_ttest([1.0, 1.0], [1.0, 1.0]) == (0.0, 1.0)
+    assert paired_ttest([1.0, 2.0], [2.0, 3.0]) == (float("-inf"), 0.0)  # every difference is -1
+    assert paired_ttest([3.0, 5.0], [2.0, 4.0]) == (float("inf"), 0.0)
+    assert paired_ttest([3.0, 5.0], [3.0, 5.0]) == (0.0, 1.0)
+
+
+def test_non_finite_seeds_are_left_out_and_said(caplog):
+    """A NaN seed is not averaged in, and the report cell and the log say how many were left out."""
+    from rl4rec.experiments.report import _metric_tables
+
+    recs = [_rec("a", "x", s, v) for s, v in enumerate([1.0, 3.0, float("nan")])] + [_rec("b", "x", s, v) for s, v in enumerate([float("inf")] * 2)]
+    with caplog.at_level("WARNING"):
+        table = metric_table(recs, "test/return")
+    assert table["cells"][("a", "x")]["ci"].mean == 2.0 and table["cells"][("a", "x")]["ci"].n == 2
+    assert table["nonfinite"] == {("a", "x"): 1, ("b", "x"): 2}
+    assert "1 run(s) of a @ x have a non-finite value" in caplog.text and "2 run(s) of b @ x" in caplog.text
+    md = "\n".join(_metric_tables([table]))
+    assert "(n=2)** ⚠ 1 non-finite left out" in md and "| b | — ⚠ 2 non-finite left out |" in md

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -74,8 +75,24 @@ def test_local_sweep_and_report(tmp_path):
     assert set(again.values()) == {"skipped (finished)"}
     md, html = build_report(tmp_path / "runs", "toy")
     text = md.read_text()
-    assert "| method | 8 | 16 |" in text and "adam_fast" in text and "(n=2)" in text
-    assert "| lr |" in text or "lr" in text.split("Parameters that differ")[1]
+    # every cell is the mean and 95% t half-width of that method's seeds (recomputed from the runs),
+    # the best (lowest) mean is bold, and the differing key is shown with each method's value
+    from rl4rec.metrics.stats import mean_ci
+
+    manifest = json.loads((tmp_path / "runs" / "toy" / "sweep.json").read_text())
+    values: dict[tuple[str, int], list[float]] = {}
+    for e in manifest["runs"]:
+        res = json.loads((tmp_path / "runs" / "toy" / e["name"] / "test_results.json").read_text())
+        values.setdefault((e["method"], e["point"]["hidden"]), []).append(res["eval/mse"])
+    lines = text.splitlines()
+    assert "| method | 8 | 16 |" in lines
+    for method in ("adam_fast", "adam_slow"):
+        cells = next(x for x in lines if x.startswith(f"| {method} |")).strip("|").split("|")[1:]
+        for hidden, cell in zip((8, 16), cells, strict=True):
+            ci = mean_ci(values[(method, hidden)])
+            best = min(statistics.mean(values[(m, hidden)]) for m in ("adam_fast", "adam_slow")) == ci.mean
+            assert cell.strip().startswith(("**" if best else "") + f"{ci.mean:.4g} ± {ci.half_width:.3g} (n=2)"), (cell, ci)
+    assert "| lr | 0.02 | 0.002 |" in lines
     assert "curve_eval_mse_8.png" in text and (md.parent / "curve_eval_mse_8.png").exists()
     assert "data:image/png;base64," in html.read_text()
 

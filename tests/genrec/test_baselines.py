@@ -86,3 +86,22 @@ def load_synthetic_test(folder):
     from rl4rec.genrec.data import load_dataset
 
     return load_dataset(folder).test
+
+
+def test_sasrec_attention_is_scaled_by_the_head_size():
+    """With 2 heads and no padding, a block's attention equals torch's causal scaled dot-product
+    attention (scale 1/sqrt(d / heads)); at sqrt(d) it would not."""
+    import torch.nn.functional as F
+
+    from rl4rec.genrec.baselines.models import _Block
+
+    torch.manual_seed(0)
+    block = _Block(8, 2, 0.0).eval()
+    x, mask = torch.randn(3, 5, 8), torch.ones(3, 5, dtype=torch.bool)
+    q_in = block.ln1(x)
+    heads = [t.view(3, 5, 2, 4).transpose(1, 2) for t in (block.q(q_in), block.k(x), block.v(x))]
+    att = F.scaled_dot_product_attention(*heads, is_causal=True).transpose(1, 2).reshape(3, 5, 8)
+    y = block.ln2(q_in + att)
+    want = block.ln_ffn(y + block.w2(torch.relu(block.w1(y))))
+    with torch.no_grad():
+        torch.testing.assert_close(block(x, mask), want)

@@ -146,7 +146,7 @@ def test_constrained_sampling_is_valid_and_follows_the_renormalised_distribution
     assert (cold.sid_index == greedy.sid_index).all()
 
 
-def test_dead_ends_are_errors_never_unconstrained():
+def test_dead_ends_are_errors_never_unconstrained(caplog):
     model, trie = _model(), _grid_trie((2, 2, 2))
     with pytest.raises(ValueError, match="only 8 distinct SIDs"):
         constrained_beam_search(model, PROMPTS, trie, num_beams=9)
@@ -155,8 +155,11 @@ def test_dead_ends_are_errors_never_unconstrained():
     with pytest.raises(DeadEndError):
         proc(ids, torch.zeros(1, V))
     soft = TrieLogitsProcessor(trie, 2)
-    scores = soft(ids, torch.zeros(1, V))
+    with caplog.at_level("WARNING"):
+        scores = soft(ids, torch.zeros(1, V))
+        soft(ids, torch.zeros(1, V))
     assert torch.isfinite(scores[0]).nonzero().flatten().tolist() == [PAD, EOS]  # only the end, never free text
+    assert soft.dead_rows == 2 and caplog.text.count("left the item trie") == 1  # counted, and said once
     with pytest.raises(ValueError, match="empty prompt"):
         constrained_beam_search(model, [[]], trie, num_beams=2)
 

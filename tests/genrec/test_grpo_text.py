@@ -119,3 +119,31 @@ def test_grpo_text_smoke_command(tmp_path, capsys):
     assert "GRPO free text (ours)" in out and "SFT free text (start)" in out
     res = json.loads((tmp_path / "grpo-text-smoke" / "grpo" / "test_results.json").read_text())
     assert res["steps"] == 4 and {"hr@10", "ndcg@10"} <= set(res["test"]) and res["sft_test"]["rows"] == res["test"]["rows"]
+
+
+def test_vllm_sync_releases_the_old_engine_before_building_the_new(monkeypatch, tmp_path):
+    """A fake ``vllm.LLM`` counts live engines (weakly): when a new one is built the old one is
+    gone, so two engines never hold GPU memory at once."""
+    import sys
+    import types
+    import weakref
+
+    from rl4rec.genrec.textgen import VLLMGenerator
+
+    live, seen_at_build = weakref.WeakSet(), []
+
+    class FakeLLM:
+        def __init__(self, **kwargs):
+            seen_at_build.append(len(live))
+            live.add(self)
+
+    class Saved:
+        def save_pretrained(self, path):
+            pass
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=FakeLLM))
+    gen = object.__new__(VLLMGenerator)  # no GPU here: the engine handling only
+    gen.tok, gen.mem, gen.sync_every, gen._dir, gen._calls, gen.llm = Saved(), 0.5, 1, str(tmp_path), 0, None
+    for _ in range(3):
+        gen.sync(Saved())
+    assert seen_at_build == [0, 0, 0] and len(live) == 1

@@ -158,12 +158,13 @@ def test_update_is_the_same_on_one_and_two_processes(tmp_path):
 def test_title_metrics_by_hand():
     from rl4rec.genrec.latent.evaluate import title_metrics
 
-    pred = np.array([[3, 1, 2], [5, 6, 7], [9, -1, 4]])
-    m, ranks = title_metrics(pred, np.array([1, 8, 4]), np.array([True, False, False]), ks=(1, 3))
-    assert ranks.tolist() == [1, 3, 2]
-    assert m["hr@1"] == 0 and m["hr@3"] == pytest.approx(2 / 3)
-    assert m["ndcg@3"] == pytest.approx((1 / math.log2(3) + 1 / math.log2(4)) / 3)
-    assert m["invalid"] == 1 and m["ambiguous_hits@10"] == 1 and "hr@10" not in m
+    pred = np.array([[3, 1, 2], [5, 6, 7], [9, -1, 4], [8, -1, -1]])  # row 3: two titles for three beams
+    m, ranks = title_metrics(pred, np.array([1, 8, 4, 8]), np.array([True, True, False, False]), ks=(1, 3))
+    assert ranks.tolist() == [1, 3, 2, 0]
+    assert m["hr@1"] == 0.25 and m["hr@3"] == pytest.approx(3 / 4)
+    assert m["ndcg@3"] == pytest.approx((1 / math.log2(3) + 1 / math.log2(4) + 1) / 4)
+    # the -1 before a title is invalid, the trailing ones pad; row 1 (shared target) is a miss, not an ambiguous hit
+    assert (m["invalid"], m["padded_slots"], m["ambiguous_hits@10"]) == (1, 2, 1) and "hr@10" not in m
 
 
 @pytest.fixture(scope="module")

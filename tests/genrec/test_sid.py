@@ -139,7 +139,9 @@ def test_rqvae_trains_and_keeps_best_collision_weights():
     assert codes.shape == (64, 2) and last.shape == (64, 8)
     assert [h["epoch"] for h in log["history"]] == [5, 10, 15, 20]
     assert log["best_collision_rate"] == min(h["collision_rate"] for h in log["history"])
-    assert log["history"][-1]["loss"] < log["history"][0]["loss"] * 1.5
+    # it learns: 20 epochs end >= 10% below the loss of the same model after one epoch (1.37 -> 1.18 here)
+    _, one = train_rqvae(x, (8, 8), RQVAEConfig(hidden=(32,), e_dim=8, epochs=1, warmup_epochs=1, batch_size=32, eval_every=1, kmeans_iters=10), seed=0)
+    assert log["history"][-1]["loss"] < 0.9 * one["history"][0]["loss"], (log["history"], one["history"])
 
 
 def test_minilm_encoder_loads_offline():

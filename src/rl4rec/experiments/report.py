@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 import math
 import re
 from collections import defaultdict
@@ -22,6 +23,8 @@ import yaml
 from rl4rec.metrics.stats import mean_ci, paired_ttest, welch_ttest
 from rl4rec.runs import list_runs
 from rl4rec.tracking import read_metrics
+
+log = logging.getLogger(__name__)
 
 RESULT_FILES = ("test_results.json", "results.json")
 LOWER_IS_BETTER = re.compile(r"(loss|mse|error|invalid|duplicate|perplexity|time|seconds)", re.I)
@@ -130,9 +133,16 @@ def metric_table(records: list[RunRecord], metric: str) -> dict[str, Any]:
     methods, columns = _cell_order(records)
     lower = bool(LOWER_IS_BETTER.search(metric))
     values: dict[tuple[str, str], list[float]] = defaultdict(list)
+    nonfinite: dict[tuple[str, str], int] = defaultdict(int)  # NaN/inf seeds: left out of the mean, and said so
     for r in records:
-        if metric in r.results and math.isfinite(r.results[metric]):
-            values[(r.method, r.column)].append(r.results[metric])
+        if metric in r.results:
+            if math.isfinite(r.results[metric]):
+                values[(r.method, r.column)].append(r.results[metric])
+            else:
+                nonfinite[(r.method, r.column)] += 1
+    for (m, col), n in nonfinite.items():
+        log.warning("%s: %d run(s) of %s%s have a non-finite value; they are left out of its mean, CI and tests",
+                    metric, n, m, "" if col == "all" else f" @ {col}")
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     for col in columns:
         present = [m for m in methods if values.get((m, col))]
@@ -150,7 +160,7 @@ def metric_table(records: list[RunRecord], metric: str) -> dict[str, Any]:
                 "dagger": m == best and best_significant,
                 "p_vs_best": pvals.get(m),
             }
-    return {"metric": metric, "methods": methods, "columns": columns, "cells": cells, "lower_is_better": lower}
+    return {"metric": metric, "methods": methods, "columns": columns, "cells": cells, "lower_is_better": lower, "nonfinite": dict(nonfinite)}
 
 
 def _by_seed(records: list[RunRecord], metric: str) -> dict[tuple[str, str], dict[int, float]]:
@@ -258,14 +268,17 @@ def plot_curves(records: list[RunRecord], out_dir: Path, prefix: str = "") -> li
 
 def _rows_with_data(table: dict[str, Any]) -> list[str]:
     """Methods with at least one value of this metric (others would be a row of dashes)."""
-    return [m for m in table["methods"] if any((m, c) in table["cells"] for c in table["columns"])]
+    has = set(table["cells"]) | set(table.get("nonfinite", {}))
+    return [m for m in table["methods"] if any((m, c) in has for c in table["columns"])]
 
 
-def _cell_text(cell: dict[str, Any] | None) -> str:
+def _cell_text(table: dict[str, Any], method: str, column: str) -> str:
+    cell, bad = table["cells"].get((method, column)), table.get("nonfinite", {}).get((method, column), 0)
+    note = f" ⚠ {bad} non-finite left out" if bad else ""
     if cell is None:
-        return "—"
+        return "—" + note
     text = f"{cell['ci'].format()} (n={cell['ci'].n})" + (" †" if cell["dagger"] else "")
-    return f"**{text}**" if cell["best"] else text
+    return (f"**{text}**" if cell["best"] else text) + note
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
@@ -278,11 +291,11 @@ def _metric_tables(tables: list[dict[str, Any]]) -> list[str]:
     if all(t["columns"] == ["all"] for t in tables):
         methods = [m for m in tables[0]["methods"] if any(m in _rows_with_data(t) for t in tables)]
         header = ["method", *(t["metric"] + (" ↓" if t["lower_is_better"] else "") for t in tables)]
-        return ["", *_table(header, [[m, *(_cell_text(t["cells"].get((m, "all"))) for t in tables)] for m in methods])]
+        return ["", *_table(header, [[m, *(_cell_text(t, m, "all") for t in tables)] for m in methods])]
     md = []
     for t in tables:
         md += ["", f"### {t['metric']}" + (" (lower is better)" if t["lower_is_better"] else ""), ""]
-        md += _table(["method", *t["columns"]], [[m, *(_cell_text(t["cells"].get((m, c))) for c in t["columns"])] for m in _rows_with_data(t)])
+        md += _table(["method", *t["columns"]], [[m, *(_cell_text(t, m, c) for c in t["columns"])] for m in _rows_with_data(t)])
     return md
 
 

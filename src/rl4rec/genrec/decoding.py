@@ -30,6 +30,7 @@ have probability 0, raises :class:`DeadEndError`; there is no unconstrained fall
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,6 +50,7 @@ __all__ = [
     "score_items",
 ]
 
+log = logging.getLogger(__name__)
 NEG_INF = float("-inf")
 
 
@@ -600,6 +602,9 @@ class TrieLogitsProcessor(_LogitsProcessorBase):
             if self.on_dead_end == "raise":
                 rows = dead.nonzero().flatten().tolist()
                 raise DeadEndError(f"rows {rows[:5]} generated a token sequence outside the item trie")
+            if not self.dead_rows:  # said once per processor (one generate call); the count keeps growing
+                log.warning("TrieLogitsProcessor: %d row(s) left the item trie (HF keeps -inf beams running); they may only end "
+                            "(EOS), and a returned sequence from them is not a catalogue item: check .dead_rows", int(dead.sum()))
             self.dead_rows += int(dead.sum())
             node = torch.where(dead, t.done_node, node)  # `done` allows only EOS / pad
         cols = t.columns.to(scores.device)

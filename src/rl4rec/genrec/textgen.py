@@ -17,6 +17,7 @@ similarity; the target's rank gives HR/NDCG/MRR@K, the same metrics as the SID m
 
 from __future__ import annotations
 
+import gc
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,7 +110,17 @@ class VLLMGenerator:
         self._calls += 1
         model.save_pretrained(self._dir)
         self.tok.save_pretrained(self._dir)
+        self.release()  # the old engine's GPU memory goes before the new engine claims its share
         self.llm = LLM(model=self._dir, gpu_memory_utilization=self.mem, enforce_eager=True)
+
+    def release(self) -> None:
+        """Drop the engine and give its GPU memory back (vLLM frees it when the object is collected)."""
+        if self.llm is None:
+            return
+        self.llm = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def generate(self, prompts: Sequence[Sequence[int]], *, num_return: int = 1, do_sample: bool = True, seed: int = 0) -> Generated:
         from vllm import SamplingParams, TokensPrompt

@@ -52,14 +52,20 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> MeanCI:
     return MeanCI(mean, t * std / math.sqrt(n), std, n)
 
 
+def _degenerate(diff: float) -> tuple[float, float]:
+    """(t, p) when neither sample varies: t = ±inf in the direction of the difference (p = 0), or
+    t = 0 and p = 1 when there is no difference."""
+    return (math.copysign(math.inf, diff), 0.0) if diff != 0 else (0.0, 1.0)
+
+
 def welch_ttest(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     """Welch's unequal-variance two-sided t-test: (t statistic, p-value); nan when undefined."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.size < 2 or b.size < 2:
         return float("nan"), float("nan")
-    if a.std(ddof=1) == 0 and b.std(ddof=1) == 0:
-        return (float("inf") if a.mean() != b.mean() else float("nan")), (0.0 if a.mean() != b.mean() else 1.0)
+    if a.std(ddof=1) == 0 and b.std(ddof=1) == 0:  # no spread: the sign of the difference, or no difference
+        return _degenerate(float(a.mean() - b.mean()))
     res = _st.ttest_ind(a, b, equal_var=False)
     return float(res.statistic), float(res.pvalue)
 
@@ -71,6 +77,6 @@ def paired_ttest(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     if d.ndim != 1 or d.size < 2:
         return float("nan"), float("nan")
     if d.std(ddof=1) == 0:
-        return (float("inf") if d.mean() != 0 else float("nan")), (0.0 if d.mean() != 0 else 1.0)
+        return _degenerate(float(d.mean()))
     res = _st.ttest_rel(a, b)
     return float(res.statistic), float(res.pvalue)

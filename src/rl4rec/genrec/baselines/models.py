@@ -13,8 +13,9 @@ SASRec follows the upstream variant: one block, one head, d = 32, max length 10,
 right padding with a learned positional embedding; the block is
 ``q = LN1(x); x = q + Attn(q, x, x); x = LN_f(LN2(x) + FFN(LN2(x))); x *= mask``, a final LN,
 then the hidden state at position ``len - 1`` goes through ``Linear(d, N)``. Attention scores are
-scaled by sqrt(d) (not sqrt(d / heads)), with causal and key-padding masks, and the attention
-weights of padded queries are zeroed.
+scaled by sqrt(d / heads), the head size (upstream divides by sqrt(d): the same at its one head,
+too flat a softmax with more), with causal and key-padding masks, and the attention weights of
+padded queries are zeroed.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ class _Block(nn.Module):
         q = self.q(q_in).view(b, length, h, d // h).transpose(1, 2)
         k = self.k(x).view(b, length, h, d // h).transpose(1, 2)
         v = self.v(x).view(b, length, h, d // h).transpose(1, 2)
-        att = q @ k.transpose(-1, -2) / math.sqrt(d)
+        att = q @ k.transpose(-1, -2) / math.sqrt(d // h)
         causal = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
         allowed = causal[None, None] & mask[:, None, None, :]
         att = att.masked_fill(~allowed, float("-inf")).softmax(-1)

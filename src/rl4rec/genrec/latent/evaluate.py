@@ -75,9 +75,14 @@ def title_metrics(pred: np.ndarray, target_groups: np.ndarray, shared_target: np
     ranks = ranks_from_lists(pred, target_groups).astype(np.int64)
     m: dict[str, Any] = _with_ci(ranks, ks)
     m["rows"] = int(ranks.size)
-    m["invalid"] = int((pred < 0).sum())
+    # -1 after a row's last title pads a list shorter than the beams; a -1 before a title is invalid
+    valid = pred >= 0
+    trailing = np.flip(np.cumsum(np.flip(valid, 1), 1), 1) == 0  # no title at or after this slot
+    m["invalid"] = int((~valid & ~trailing).sum())
+    m["padded_slots"] = int((~valid & trailing).sum())
     m["ambiguous_targets"] = float(shared_target.mean()) if shared_target.size else 0.0
-    m["ambiguous_hits@10"] = int(((ranks < 10) & shared_target).sum())
+    # a miss has rank = beams, so "hit within 10" must also be a hit at all when beams < 10
+    m["ambiguous_hits@10"] = int(((ranks < min(10, pred.shape[1])) & shared_target).sum())
     if groups is not None:
         m["popularity_groups"] = {
             g: {**v, **{key: val for key, val in _with_ci(ranks[groups == int(g[5:]) - 1], ks).items() if key.endswith("_ci95")}}
