@@ -34,6 +34,17 @@ PAPER = {
 ENVS = ("focused_topdown", "focused_mix", "focused_divpen")
 
 
+def cpu_model() -> str:
+    """The CPU's model name: learned slate agents give other numbers on other CPUs (slate_table2_rerun.json)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs-dir", default="runs")
@@ -58,7 +69,8 @@ def main() -> None:
         "claim": "GeMS Table 2 at 500 steps per seed (the paper: 100,000): test return on the 500 test users, faithful mode, "
                  "mean ± 95% t-CI over 5 of the paper's seeds trained together per cell; GeMS pretrained on 2,000 logged sessions for 4 epochs",
         "commands": [f"rl4rec sweep {SWEEP}", "python benchmarks/slate_table2.py"],
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__, "threads_per_run": sweep.get("threads_per_run")},
+        "machine": {"platform": platform.platform(), "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                    "python": platform.python_version(), "torch": torch.__version__, "threads_per_run": sweep.get("threads_per_run")},
         "experiment": args.experiment,
         "sweep_overrides": list(sweep.get("overrides", [])),
         "rows": rows,
