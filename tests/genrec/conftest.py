@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from rl4rec.genrec.data.synthetic import SyntheticConfig, write_synthetic_dataset
+from tests.conftest import missing_data
 
 
 @pytest.fixture(scope="session")
@@ -19,5 +20,5 @@ def synthetic_dir(tmp_path_factory) -> Path:
 def amazon(shared_data) -> Path:
     path = shared_data / "amazon"
     if not (path / "Industrial_and_Scientific").is_dir():
-        pytest.skip(f"{path}/Industrial_and_Scientific not found")
+        missing_data(f"{path}/Industrial_and_Scientific not found")
     return path

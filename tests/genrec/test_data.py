@@ -21,6 +21,7 @@ from rl4rec.genrec.data import (
     write_examples,
 )
 from rl4rec.genrec.data.examples import pad_histories
+from tests.conftest import missing_data
 
 IND = "Industrial_and_Scientific"
 CDS = "CDs_and_Vinyl"
@@ -34,7 +35,7 @@ def industrial(amazon):
 @pytest.fixture(scope="module")
 def cds(amazon):
     if not (amazon / CDS).is_dir():
-        pytest.skip(f"{amazon / CDS} not found")
+        missing_data(f"{amazon / CDS} not found")
     return load_dataset(amazon / CDS)
 
 

@@ -13,6 +13,7 @@ import torch
 
 from rl4rec.genrec.latent.advantages import latent_advantages
 from rl4rec.genrec.latent.grpo import LatentRLConfig, estimator_loss, group_rewards, grpo_step
+from tests.conftest import missing_data
 
 R = torch.tensor([[-1.0, -2.0, -4.0], [-3.0, -3.0, 0.0], [-2.0, -1.0, -6.0]])  # column 0 = clean copy
 
@@ -172,7 +173,7 @@ def cds(shared_data):
     from rl4rec.genrec.data import load_dataset
 
     if not (shared_data / "amazon" / "CDs_and_Vinyl").is_dir():
-        pytest.skip("CDs_and_Vinyl not found")
+        missing_data("CDs_and_Vinyl not found")
     return load_dataset("CDs_and_Vinyl", shared_data / "amazon", train_recipe="r1")
 
 
