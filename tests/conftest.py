@@ -38,6 +38,14 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory) -> Path:
+    """A 50-item synthetic category (train/valid/test CSVs, info, item and index files)."""
+    from rl4rec.genrec.data.synthetic import SyntheticConfig, write_synthetic_dataset
+
+    return write_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), SyntheticConfig())
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread():
     import torch

@@ -1,4 +1,5 @@
-"""Fault injection on a real pipeline (the smoke run through the one loop): corrupted checkpoints,
+"""Fault injection on the real pipelines: SIGKILL inside a checkpoint write (smoke, SFT, GRPO, latent SFT,
+slate), and on the smoke run through the one loop: corrupted checkpoints,
 a full disk during a save, two processes on one run, NaN losses."""
 
 from __future__ import annotations
@@ -121,3 +122,90 @@ def test_skip_nonfinite_skips_the_update_and_counts_it(tmp_path, monkeypatch):
     lines = [json.loads(line) for line in (run_dir_for(_cfg(tmp_path, "skip_nonfinite=true")) / "metrics.jsonl").read_text().splitlines()]
     skipped = [r["train/skipped_steps"] for r in lines if "train/skipped_steps" in r]
     assert skipped[-1] == 1.0 and skipped[0] == 0.0
+
+
+# --------------------------------------------------------------------------- SIGKILL inside a checkpoint write
+
+#: a process that runs ``rl4rec ARGV`` and SIGKILLs itself inside its Nth write of ``last.pt``: the
+#: new checkpoint is fully written to its temp file, the rename has not happened
+_KILL_IN_WRITE = """
+import os, signal, sys
+from rl4rec.cli import main
+real, seen = os.replace, [0]
+def replace(src, dst, *args, **kwargs):
+    if str(dst).endswith("last.pt"):
+        seen[0] += 1
+        if seen[0] == {at}:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(src, dst, *args, **kwargs)
+os.replace = replace
+sys.exit(main({argv!r}))
+"""
+_TIMING = ("time", "wall", "train_s", "_s", "per_s", "run_dir", "devices", "perf/", "throughput", "elapsed")
+
+
+def _same_numbers(a, b, path=""):
+    """Every result value equal (timings and paths left out), recursively."""
+    if isinstance(a, dict):
+        keys = {k for k in a if not any(t in k for t in _TIMING)}
+        assert keys == {k for k in b if not any(t in k for t in _TIMING)}, path
+        for k in keys:
+            _same_numbers(a[k], b[k], f"{path}/{k}")
+    elif isinstance(a, list) and a and isinstance(a[0], (dict, list)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same_numbers(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, (path, a, b)
+
+
+def _sft_run(root, synthetic_dir):
+    from rl4rec.cli import main
+
+    assert main(["genrec", "sft", f"dataset={synthetic_dir}", f"runs_dir={root}", "run_name=start", *_SFT]) == 0
+    return next(root.glob("*/start"))
+
+
+_SFT = ["threads=1", "progress=false", "tracking.backends=[]", "tokenizer.vocab_size=400", "prompt.preamble=false", "tasks.seq_title2sid=0",
+        "tasks.sid2title=0", "max_steps=24", "batch_size=16", "eval_every=12", "save_every=4", "eval_rows=30", "eval_beams=5",
+        "select_metric=hr@1", "test_beams=5", "ks=[1,5]"]
+_PIPELINES = {
+    "smoke": lambda d, s: ["smoke", "steps=60", "eval_every=20", "save_every=10", "threads=1", "progress=false", "tracking.backends=[]"],
+    "genrec.sft": lambda d, s: ["genrec", "sft", f"dataset={d}", *_SFT],
+    "genrec.grpo": lambda d, s: ["genrec", "grpo", f"init_from={s}", "threads=1", "progress=false", "tracking.backends=[]", "tasks.seq_title2sid=0",
+                                 "tasks.title2sid=0", "group_size=4", "prompts_per_step=4", "rollout_batch=4", "micro_batch=4", "max_steps=6",
+                                 "eval_every=3", "save_every=1", "eval_rows=30", "eval_beams=5", "select_metric=hr@1", "test_beams=5", "ks=[1,5]",
+                                 "lr=1e-4", "warmup_ratio=0"],
+    "genrec.latent_sft": lambda d, s: ["genrec", "latent-sft", f"dataset={d}", "threads=1", "progress=false", "tracking.backends=[]",
+                                       "tokenizer.vocab_size=400", "train_recipe=file", "max_steps=12", "eval_every=6", "save_every=3",
+                                       "batch_size=8", "eval.rows=16", "eval.beams=5", "select_metric=ndcg@5"],
+    "slate.train": lambda d, s: ["slate", "train", "agent=sac", "ranker=topk_ideal", "steps=30", "random_steps=10", "eval_every=15",
+                                 "save_every=5", "batch_size=5", "threads=1", "progress=false", "tracking.backends=[]", "val_users=50",
+                                 "test_users=100"],
+}
+
+
+@pytest.mark.parametrize("pipeline", list(_PIPELINES))
+def test_sigkill_inside_a_checkpoint_write_then_resume_gives_the_same_result(pipeline, tmp_path, synthetic_dir, request):
+    """Killed inside its 3rd ``last.pt`` write, a run keeps the 2nd checkpoint loadable, and resumed
+    it ends with the numbers of an uninterrupted run (torn temp files removed on resume)."""
+    from rl4rec.cli import main
+
+    if pipeline.startswith("slate"):
+        request.getfixturevalue("shared_data")  # the released simulator embeddings
+    sft = _sft_run(tmp_path / "start", synthetic_dir) if pipeline == "genrec.grpo" else None
+    argv = _PIPELINES[pipeline](synthetic_dir, sft)
+    assert main([*argv, f"runs_dir={tmp_path / 'ref'}"]) == 0
+    reference = json.loads(next((tmp_path / "ref").glob("*/*/test_results.json")).read_text())
+
+    killed = [*argv, f"runs_dir={tmp_path / 'k'}"]
+    proc = subprocess.run([sys.executable, "-c", _KILL_IN_WRITE.format(at=3, argv=killed)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    run_dir = next((tmp_path / "k").glob("*/*"))
+    assert read_status(run_dir)["status"] == "killed" and not (run_dir / "test_results.json").exists()
+    first = load_checkpoint(run_dir / "checkpoints" / "last.pt")  # the 2nd write, whole
+    torn = list(run_dir.glob("checkpoints/.last.pt.tmp-*"))
+    assert first["step"] > 0 and len(torn) == 1
+
+    assert main([*killed, "resume=true"]) == 0
+    assert not list(run_dir.glob("checkpoints/.last.pt.tmp-*"))
+    _same_numbers(json.loads((run_dir / "test_results.json").read_text()), reference)

@@ -298,6 +298,7 @@ class Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ckpt_dir.mkdir(exist_ok=True)
         self._attach_log_file()
+        self._remove_torn_writes()
         apply_threads(cfg.threads)
         keep_freed_memory()
         seed_everything(cfg.seed)
@@ -334,6 +335,14 @@ class Run:
         self._install_signal_handlers()
         log.info("run %s -> %s", self.name, self.dir)
         return self
+
+    def _remove_torn_writes(self) -> None:
+        """Temp files of atomic writes a killed process never renamed (``.NAME.tmp-PID``): this
+        process owns the run now, so no other writer can still be using them."""
+        for tmp in self.dir.rglob(".*.tmp-*"):
+            if tmp.is_file():
+                log.warning("removing %s, left by a process killed while writing it", tmp.relative_to(self.dir))
+                tmp.unlink(missing_ok=True)
 
     def _load_resume_state(self) -> bool:
         """``last``, or, when it is unreadable, the newest readable ``step_N`` (the log says which)."""

@@ -1,4 +1,4 @@
-"""Fixtures of the genrec tests: a synthetic category written once, the shared Amazon folders."""
+"""Fixtures of the genrec tests: the shared Amazon folders (the synthetic category is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rl4rec.genrec.data.synthetic import SyntheticConfig, write_synthetic_dataset
 from tests.conftest import missing_data
-
-
-@pytest.fixture(scope="session")
-def synthetic_dir(tmp_path_factory) -> Path:
-    """A 50-item synthetic category (train/valid/test CSVs, info, item and index files)."""
-    return write_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), SyntheticConfig())
 
 
 @pytest.fixture(scope="session")
