@@ -209,3 +209,39 @@ def test_sigkill_inside_a_checkpoint_write_then_resume_gives_the_same_result(pip
     assert main([*killed, "resume=true"]) == 0
     assert not list(run_dir.glob("checkpoints/.last.pt.tmp-*"))
     _same_numbers(json.loads((run_dir / "test_results.json").read_text()), reference)
+
+
+def _nan_reward_at(monkeypatch, step: int):
+    """The rule reward turns NaN for one completion on its ``step``-th call."""
+    from rl4rec.genrec.grpo import rewards
+
+    real, calls = rewards.REWARDS["rule"], {"n": 0}
+
+    def rule(rollouts, ctx):
+        calls["n"] += 1
+        r = real(rollouts, ctx)
+        return torch.where(torch.arange(r.numel()) == 0, float("nan"), r) if calls["n"] == step else r
+
+    monkeypatch.setitem(rewards.REWARDS, "rule", rule)
+
+
+def test_a_nan_reward_stops_grpo_with_its_last_good_checkpoint_or_is_skipped(tmp_path, synthetic_dir, monkeypatch, caplog):
+    """GRPO (rule reward, checkpoint every step): a NaN reward at step 4 stops the run with the
+    step-3 checkpoint finite, naming the reward in the log; with skip_nonfinite=true the run ends
+    and counts the skipped update."""
+    from rl4rec.cli import main
+
+    sft = _sft_run(tmp_path / "start", synthetic_dir)
+    argv = [a for a in _PIPELINES["genrec.grpo"](synthetic_dir, sft) if a != "save_every=1"] + ["save_every=1", "rewards={rule: 1.0}"]
+    _nan_reward_at(monkeypatch, 4)
+    with caplog.at_level("WARNING"):
+        assert main([*argv, f"runs_dir={tmp_path / 'a'}"]) == 2
+    assert "reward 'rule' is NaN/inf for 1 of 16 completions" in caplog.text
+    run_dir = next((tmp_path / "a").glob("*/*"))
+    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert state["step"] == 3 and read_status(run_dir)["status"] == "failed"
+    assert all(torch.isfinite(v).all() for v in state["task"]["policy"].values() if v.is_floating_point())
+    _nan_reward_at(monkeypatch, 4)
+    assert main([*argv, f"runs_dir={tmp_path / 'b'}", "skip_nonfinite=true"]) == 0
+    rows = [json.loads(x) for x in next((tmp_path / "b").glob("*/*/metrics.jsonl")).read_text().splitlines()]
+    assert [r["train/skipped_steps"] for r in rows if "train/skipped_steps" in r][-1] == 1.0
