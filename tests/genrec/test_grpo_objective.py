@@ -82,6 +82,42 @@ def test_semantic_and_retrieval_rewards():
         combine_rewards(r, {"ndgc": 1.0}, ctx)
 
 
+def test_prefix_and_rank_hit_rewards_by_hand():
+    """3-level SIDs. Target item 0 = (1, 2, 3). Completions: item 1 = (1, 2, 9) -> 2/3; item 2 =
+    (1, 7, 3) -> 1/3 (the third code matches but the second does not); item 3 = (5, 2, 3) -> 0;
+    the target itself -> 1; invalid -> invalid_reward. rank_hit: the hit at rank 3 -> 1/log2(5)."""
+    codes = torch.tensor([[1, 2, 3], [1, 2, 9], [1, 7, 3], [5, 2, 3]])
+    r = _rollouts([1, 2, 3, 0, -1], [0] * 5, [0] * 5, [0, 1, 2, 3, 4])
+    ctx = RewardContext(item_codes=codes, invalid_reward=-0.5)
+    prefix, _ = combine_rewards(r, {"prefix": 1.0}, ctx)
+    assert_close(prefix, torch.tensor([2 / 3, 1 / 3, 0.0, 1.0, -0.5]))
+    hit, _ = combine_rewards(r, {"rank_hit": 1.0}, ctx)
+    assert_close(hit, torch.tensor([0.0, 0.0, 0.0, 1 / math.log2(5), -0.5]))
+    with pytest.raises(ValueError, match="item_codes"):
+        combine_rewards(r, {"prefix": 1.0}, RewardContext())
+
+
+def test_normalize_then_sum_z_scores_each_reward_within_its_group():
+    """Two groups of 2 (target 0, then target 3, which is closer to item 1 than to item 2).
+    rule = (1, 0 | 0, 0); summed raw, semantic's scale leaks into the total; normalised first,
+    each reward is +-1 inside a group where it varies and 0 where it does not:
+    total = 1*(1, -1 | 0, 0) + 2*(1, -1 | 1, -1)."""
+    emb = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.1, 0.9], [0.6, 0.4]])
+    items, targets = [0, 2, 1, 2], [0, 0, 3, 3]
+    r = _rollouts(items, targets, [0, 0, 1, 1], [0, 1, 0, 1])
+    sem = torch.nn.functional.normalize(emb, dim=-1)
+    sims = (sem[items] * sem[targets]).sum(-1)
+    raw, _ = combine_rewards(r, {"rule": 1.0, "semantic": 2.0}, RewardContext(item_embeddings=emb))
+    assert_close(raw, torch.tensor([1.0, 0.0, 0.0, 0.0]) + 2 * sims)
+    ctx = RewardContext(item_embeddings=emb, aggregation="normalize_then_sum")
+    norm, metrics = combine_rewards(r, {"rule": 1.0, "semantic": 2.0}, ctx)
+    z = 1 / (1 + 1e-6)  # (x - mean) / (std + eps) with two distinct values: +-1 up to eps
+    assert_close(norm, z * torch.tensor([3.0, -3.0, 2.0, -2.0]), atol=1e-4, rtol=0)  # eps / std: < 1e-4 here
+    assert metrics["rewards/semantic_mean"] == pytest.approx(float(sims.mean()))  # metrics stay raw
+    with pytest.raises(ValueError, match="aggregation"):
+        combine_rewards(r, {"rule": 1.0}, RewardContext(aggregation="mean"))
+
+
 def test_group_advantages_by_hand():
     rewards = torch.tensor([1.0, 0.0, 0.0, 0.0, 2.0, 2.0])
     prompts = torch.tensor([3, 3, 3, 3, 8, 8])

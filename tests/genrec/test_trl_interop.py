@@ -195,3 +195,21 @@ def test_the_example_scripts_run(script, tmp_path):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["args"]["steps"] == 2 and 0 <= summary["valid_after"]["valid/ndcg@10"] <= 1
     assert (tmp_path / "out" / "model" / "config.json").is_file()
+
+
+def test_prefix_reward_through_trl_takes_the_catalogue_codes(sft):
+    """The target scores 1, another item by its matching leading codes (as rl4rec's prefix reward)."""
+    ld = sft
+    cat = ld.dataset.catalog
+    target = 5
+    others = [i for i in range(len(cat)) if i != target]
+    reward = SIDReward("prefix", ld.trie, catalog=cat)
+    got = reward(["p"] * 3, [""] * 3, completion_ids=[_completion(ld, target), _completion(ld, others[0]), _completion(ld, others[-1])], target=[target] * 3)
+    want = [1.0]
+    for item in (others[0], others[-1]):
+        a, b = tuple(cat.sids.codes[item]), tuple(cat.sids.codes[target])
+        n = next((i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y), len(a))
+        want.append(n / len(a))
+    assert got == pytest.approx(want)
+    with pytest.raises(ValueError, match="catalog="):
+        SIDReward("prefix", ld.trie)

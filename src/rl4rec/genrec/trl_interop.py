@@ -74,8 +74,8 @@ class _Reward:
 
 
 class SIDReward(_Reward):
-    """The registered SID rewards (``rule``, ``ndcg_rule``, ``ranking``, ``semantic``, ``cf``, ...) as
-    a TRL reward function.
+    """The registered SID rewards (``rule``, ``ndcg_rule``, ``ranking``, ``prefix``, ``rank_hit``,
+    ``semantic``, ``cf``, ...) as a TRL reward function.
 
     Completions are read from ``completion_ids`` (TRL passes them) through the trie: a completion is
     an item only if it is a whole catalogue SID followed by ``"\\n"`` and EOS; anything else is
@@ -88,11 +88,16 @@ class SIDReward(_Reward):
     rl4rec's trainer ranks beams (or samples by log-prob) instead.
     """
 
-    def __init__(self, rewards: str | dict[str, float], trie: ItemTrie, context: RewardContext | None = None, *, name: str | None = None):
+    def __init__(self, rewards: str | dict[str, float], trie: ItemTrie, context: RewardContext | None = None, *,
+                 catalog=None, name: str | None = None):
         super().__init__(rewards, context, name)
         if getattr(trie, "item_sid", None) is None:
             raise ValueError("SIDReward needs a trie built by ItemTrie.from_catalog (it maps items to SIDs)")
         self.trie = trie
+        if "prefix" in self.weights and self.context.item_codes is None:
+            if catalog is None or catalog.sids is None:
+                raise ValueError("the prefix reward needs the catalog's SID codes: SIDReward(..., catalog=run.dataset.catalog)")
+            self.context.item_codes = torch.as_tensor(catalog.sids.codes, dtype=torch.long)
 
     def items(self, completion_ids: Sequence[Sequence[int]], targets: torch.Tensor) -> torch.Tensor:
         """Item id of every completion (the target on a SID hit, else the SID's lowest item; -1 if invalid)."""

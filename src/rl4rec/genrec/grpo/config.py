@@ -42,8 +42,10 @@ class GRPOCommon(TrainingConfig):
     init_which: Literal["best", "last"] = field("best", "which saved model of the SFT run")
     group_size: int = field(16, "completions per prompt (G, TRL's num_generations)", ge=2, short="G")
     temperature: float = field(1.0, "softmax temperature of rollouts (and of the policy's log-probs)", gt=0.0, short="T")
-    rewards: dict[str, float] = field({"rule": 1.0, "ndcg_rule": 1.0}, "reward name -> weight (registered: rule, ndcg_rule, ranking, semantic, cf)")
+    rewards: dict[str, float] = field({"rule": 1.0, "ndcg_rule": 1.0}, "reward name -> weight (registered: rule, ndcg_rule, ranking, prefix, rank_hit, semantic, cf)")
     invalid_reward: float = field(0.0, "reward of a completion outside the catalog (never a random item's score)")
+    reward_aggregation: Literal["sum", "normalize_then_sum"] = field(
+        "sum", "weighted sum of the raw rewards, or of each reward z-scored within its group first (GDPO, TRL's normalize_then_sum)")
     # objective
     scale_rewards: Literal["group", "none"] = field("group", "advantages divided by the group's reward std (group) or only centred (none)")
     loss_type: Literal["grpo", "dapo", "gspo"] = field("grpo", "per-sequence mean (grpo), token mean (dapo) or sequence-ratio (gspo) loss")

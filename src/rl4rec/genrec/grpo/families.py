@@ -57,7 +57,9 @@ def build_prompt_pool(cfg: GRPOConfig, builder, ds, tokenizer, *, max_len: int, 
 
 def reward_context(cfg: GRPOConfig, catalog, *, cache_dir: Path) -> RewardContext:
     """What the configured rewards need: item embeddings (semantic), the CF scorer (cf)."""
-    ctx = RewardContext(invalid_reward=cfg.invalid_reward, group_size=cfg.group_size)
+    ctx = RewardContext(invalid_reward=cfg.invalid_reward, group_size=cfg.group_size, aggregation=cfg.reward_aggregation)
+    if "prefix" in cfg.rewards:
+        ctx.item_codes = torch.as_tensor(np.asarray(catalog.sids.codes), dtype=torch.long)
     if "semantic" in cfg.rewards:
         if cfg.semantic_embeddings:
             emb = np.load(cfg.semantic_embeddings)
@@ -186,7 +188,8 @@ class TextFamily:
 
     def reward_context(self, cache_dir: Path) -> RewardContext:  # noqa: ARG002
         c = self.cfg
-        return RewardContext(invalid_reward=c.invalid_reward, group_size=c.group_size, cutoff=c.reward_cutoff, mixed_weights=dict(c.mixed_weights))
+        return RewardContext(invalid_reward=c.invalid_reward, group_size=c.group_size, cutoff=c.reward_cutoff, mixed_weights=dict(c.mixed_weights),
+                             aggregation=c.reward_aggregation)
 
     def rollouts(self, policy, batch, generator) -> tuple[RolloutBatch, Rollouts]:
         cfg, g = self.cfg, self.cfg.group_size

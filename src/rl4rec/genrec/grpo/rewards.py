@@ -52,6 +52,8 @@ class RewardContext:
     cf_scorer: Any = None  # object with score(histories, items) -> (M,) (SASRec) for `cf`
     cutoff: int = 10  # K of the retrieval rewards
     mixed_weights: dict[str, float] = field(default_factory=lambda: {"ndcg": 0.8, "hit": 0.2})
+    item_codes: torch.Tensor | None = None  # (N, L) SID codes of every item, for `prefix`
+    aggregation: str = "sum"  # "sum" of raw rewards, or "normalize_then_sum" (each reward z-scored within its group first)
 
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,38 @@ def ndcg_rule_reward(rollouts: Rollouts, ctx: RewardContext) -> torch.Tensor:
 def ranking_reward(rollouts: Rollouts, ctx: RewardContext) -> torch.Tensor:
     """``rule + ndcg_rule`` (MiniOneRec's launcher reward): 1 hit, -w_rank miss in a group with a hit."""
     return _invalid(rule_reward(rollouts, ctx) + ndcg_rule_reward(rollouts, ctx), rollouts, ctx)
+
+
+@register_reward("prefix")
+def prefix_reward(rollouts: Rollouts, ctx: RewardContext) -> torch.Tensor:
+    """Partial credit for the SID: the share of the target's codes the completion gets right from
+    the first level on (OneRec-Think's hierarchical match). With 3 levels: 0, 1/3, 2/3 or 1."""
+    if ctx.item_codes is None:
+        raise ValueError("the prefix reward needs RewardContext.item_codes (the catalog's SID codes)")
+    codes = ctx.item_codes
+    same = codes[rollouts.item_ids.clamp(min=0)] == codes[rollouts.target_ids]  # (M, L)
+    matched = same.long().cumprod(1).sum(1)  # leading levels that agree
+    r = torch.where(rollouts.hits, 1.0, matched.float() / codes.shape[1])
+    return _invalid(r, rollouts, ctx)
+
+
+@register_reward("rank_hit")
+def rank_hit_reward(rollouts: Rollouts, ctx: RewardContext) -> torch.Tensor:
+    """Rank-aware hit: ``1/log2(rank+2)`` for the target at group rank ``rank`` (beam rank, or the
+    sample's rank by log-prob), 0 for a miss: a hit further down the beam earns less."""
+    r = torch.where(rollouts.hits, 1.0 / torch.log2(rollouts.ranks.float() + 2), 0.0)
+    return _invalid(r, rollouts, ctx)
+
+
+def group_normalize(r: torch.Tensor, prompt_ids: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """``(r - mean_g) / (std_g + eps)`` within each prompt's group (population std); a group whose
+    reward does not vary gets 0."""
+    idx, n = group_index(prompt_ids)
+    count = torch.bincount(idx, minlength=n).double()
+    x = r.double()
+    mean = torch.zeros(n, dtype=torch.float64).index_add_(0, idx, x) / count
+    var = torch.zeros(n, dtype=torch.float64).index_add_(0, idx, (x - mean[idx]) ** 2) / count
+    return ((x - mean[idx]) / (var.sqrt()[idx] + eps)).to(r.dtype)
 
 
 @register_reward("semantic")
@@ -177,7 +211,13 @@ def combine_rewards(
     """Weighted sum of the named rewards, and metrics: mean/std per reward, invalid rate.
 
     Invalid completions get ``ctx.invalid_reward`` in the total, once (not once per reward).
+    ``ctx.aggregation="normalize_then_sum"`` z-scores each reward within its group before the
+    weighted sum (GDPO; TRL's ``multi_objective_aggregation``), so a reward on a larger scale
+    (cf, semantic) cannot drown a sparse one; the invalid completions' value is then applied to
+    the normalised total.
     """
+    if ctx.aggregation not in ("sum", "normalize_then_sum"):
+        raise ValueError(f"aggregation must be 'sum' or 'normalize_then_sum', got {ctx.aggregation!r}")
     unknown = [n for n in weights if n not in REWARDS]
     if unknown:
         raise KeyError(f"unknown reward(s) {unknown}; registered: {', '.join(sorted(REWARDS))}")
@@ -188,7 +228,7 @@ def combine_rewards(
         bad = int((~torch.isfinite(r) & rollouts.valid).sum())
         if bad:  # kept: the update's gradients turn non-finite, and the loop stops or skips the step (skip_nonfinite)
             log.warning("reward %r is NaN/inf for %d of %d completions", name, bad, r.numel())
-        total = total + weight * r
+        total = total + weight * (group_normalize(r, rollouts.prompt_ids) if ctx.aggregation == "normalize_then_sum" else r)
         metrics[f"rewards/{name}_mean"] = float(r.mean())
         metrics[f"rewards/{name}_std"] = float(r.std()) if r.numel() > 1 else 0.0
     total = _invalid(total, rollouts, ctx)
