@@ -92,36 +92,44 @@ def train(loaded, *, out: Path, steps: int, prompts: int, group_size: int, lr: f
     return {"step_s": timer.times, "log": trainer.state.log_history}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def common_args(ap: argparse.ArgumentParser, *, name: str, steps: int, group_size: int, valid_rows: int) -> None:
+    """The options both examples share."""
     ap.add_argument("--init", help="an rl4rec SFT run folder (default: train the synthetic smoke SFT model)")
     ap.add_argument("--runs-dir", default="runs/trl-example")
-    ap.add_argument("--out", default="runs/trl-example/trl-grpo-sid")
-    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--out", default=f"runs/trl-example/{name}")
+    ap.add_argument("--steps", type=int, default=steps)
     ap.add_argument("--prompts", type=int, default=8, help="prompts per step")
-    ap.add_argument("--group-size", type=int, default=8)
+    ap.add_argument("--group-size", type=int, default=group_size)
     ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--valid-rows", type=int, default=valid_rows)
+    ap.add_argument("--seed", type=int, default=0)
+
+
+def start_run(args, smoke):
+    """``--init``'s SFT run, or the ``smoke`` recipe's SFT model trained first; loaded."""
+    from rl4rec.genrec.artifacts import load_sft_run
+    from rl4rec.genrec.smoke import smoke_sft
+
+    return load_sft_run(args.init or smoke_sft(smoke, args.runs_dir)["run_dir"])
+
+
+def main() -> None:
+    from rl4rec.genrec.smoke import SID
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common_args(ap, name="trl-grpo-sid", steps=30, group_size=8, valid_rows=1000)
     ap.add_argument("--beta", type=float, default=1e-3)
     ap.add_argument("--loss-type", default="grpo", help="TRL's loss_type (TRL's own default is dapo; grpo is rl4rec's default)")
-    ap.add_argument("--reward", default="rule", help="a registered rl4rec SID reward: rule | ndcg_rule | ranking | ...")
+    ap.add_argument("--reward", default="rule", help="a registered rl4rec SID reward: rule | ndcg_rule | ranking | prefix | ...")
     ap.add_argument("--no-trie", action="store_true", help="sample unconstrained (TRL's default)")
-    ap.add_argument("--valid-rows", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    from rl4rec.genrec.artifacts import load_sft_run
-
-    init = args.init
-    if init is None:
-        from rl4rec.genrec.smoke import SID, smoke_sft
-
-        init = smoke_sft(SID, args.runs_dir)["run_dir"]
-    loaded = load_sft_run(init)
+    loaded = start_run(args, SID)
     out = Path(args.out)
     before = validate(loaded, loaded.model, args.valid_rows)
     res = train(loaded, out=out, steps=args.steps, prompts=args.prompts, group_size=args.group_size, lr=args.lr, beta=args.beta,
                 reward=args.reward, trie=not args.no_trie, seed=args.seed, loss_type=args.loss_type)
     after = validate(loaded, loaded.model, args.valid_rows)
-    summary = {"init": str(init), "args": vars(args), "valid_before": before, "valid_after": after,
+    summary = {"init": str(loaded.run_dir), "args": vars(args), "valid_before": before, "valid_after": after,
                "median_step_s": statistics.median(res["step_s"][2:] or res["step_s"])}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"validation (constrained beam search, {len(loaded.dataset.valid[: args.valid_rows])} rows) before -> after {args.steps} TRL steps:")

@@ -21,7 +21,7 @@ import statistics
 from pathlib import Path
 
 import torch
-from trl_grpo_sid import quiet_logs, step_timer
+from trl_grpo_sid import common_args, quiet_logs, start_run, step_timer
 
 
 def retrieval(loaded, encoder: str, *, ray: bool, cache_dir: Path):
@@ -42,33 +42,20 @@ def validate(loaded, model, index, rows: int, max_new_tokens: int) -> dict[str, 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--init", help="an rl4rec SFT run trained on seq_title2title (default: the synthetic free-text smoke SFT)")
-    ap.add_argument("--runs-dir", default="runs/trl-example")
-    ap.add_argument("--out", default="runs/trl-example/trl-grpo-text")
+    common_args(ap, name="trl-grpo-text", steps=20, group_size=4, valid_rows=200)
     ap.add_argument("--encoder", default="hash", help="retrieval encoder: hash[:dim] or a local sentence-transformers path")
     ap.add_argument("--ray", action="store_true", help="the index as a shared Ray actor")
     ap.add_argument("--reward", default="ndcg", help="ndcg | hit | mrr | mixed")
     ap.add_argument("--cutoff", type=int, default=10, help="K of the reward: rank >= K scores 0")
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--prompts", type=int, default=8)
-    ap.add_argument("--group-size", type=int, default=4)
     ap.add_argument("--max-new-tokens", type=int, default=12)
-    ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--valid-rows", type=int, default=200)
-    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     from trl import GRPOConfig, GRPOTrainer
 
-    from rl4rec.genrec.artifacts import load_sft_run
     from rl4rec.genrec.grpo.rewards import RewardContext
+    from rl4rec.genrec.smoke import TEXT
     from rl4rec.genrec.trl_interop import TextReward, as_hf_dataset
 
-    init = args.init
-    if init is None:
-        from rl4rec.genrec.smoke import TEXT, smoke_sft
-
-        init = smoke_sft(TEXT, args.runs_dir)["run_dir"]
-    loaded, out = load_sft_run(init), Path(args.out)
+    loaded, out = start_run(args, TEXT), Path(args.out)
     index = retrieval(loaded, args.encoder, ray=args.ray, cache_dir=Path(args.runs_dir) / ".cache")
     before = validate(loaded, loaded.model, index, args.valid_rows, args.max_new_tokens)
     reward = TextReward(args.reward, index, RewardContext(cutoff=args.cutoff))
@@ -85,7 +72,7 @@ def main() -> None:
     trainer.train()
     trainer.save_model(str(out / "model"))
     after = validate(loaded, loaded.model, index, args.valid_rows, args.max_new_tokens)
-    summary = {"init": str(init), "args": vars(args), "valid_before": before, "valid_after": after,
+    summary = {"init": str(loaded.run_dir), "args": vars(args), "valid_before": before, "valid_after": after,
                "median_step_s": statistics.median(timer.times[2:] or timer.times),
                "reward_mean_per_step": [x[f"rewards/{reward.__name__}/mean"] for x in trainer.state.log_history if f"rewards/{reward.__name__}/mean" in x]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
