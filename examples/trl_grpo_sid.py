@@ -113,6 +113,17 @@ def start_run(args, smoke):
     return load_sft_run(args.init or smoke_sft(smoke, args.runs_dir)["run_dir"])
 
 
+def report(loaded, args, out: Path, before: dict, after: dict, step_s: list[float], how: str, **extra) -> None:
+    """``summary.json`` in ``out`` and the before -> after validation lines."""
+    summary = {"init": str(loaded.run_dir), "args": vars(args), "valid_before": before, "valid_after": after,
+               "median_step_s": statistics.median(step_s[2:] or step_s), **extra}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"validation ({how}) before -> after {args.steps} TRL steps:")
+    for k in ("valid/hr@10", "valid/ndcg@10"):
+        print(f"  {k}: {before[k]:.4f} -> {after[k]:.4f}")
+    print(f"median step: {summary['median_step_s']:.3f} s; model and summary.json in {out}")
+
+
 def main() -> None:
     from rl4rec.genrec.smoke import SID
 
@@ -129,14 +140,7 @@ def main() -> None:
     res = train(loaded, out=out, steps=args.steps, prompts=args.prompts, group_size=args.group_size, lr=args.lr, beta=args.beta,
                 reward=args.reward, trie=not args.no_trie, seed=args.seed, loss_type=args.loss_type)
     after = validate(loaded, loaded.model, args.valid_rows)
-    summary = {"init": str(loaded.run_dir), "args": vars(args), "valid_before": before, "valid_after": after,
-               "median_step_s": statistics.median(res["step_s"][2:] or res["step_s"])}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"validation (constrained beam search, {len(loaded.dataset.valid[: args.valid_rows])} rows) before -> after {args.steps} TRL steps:")
-    for k in ("valid/hr@10", "valid/ndcg@10"):
-        print(f"  {k}: {before[k]:.4f} -> {after[k]:.4f}")
-    print(f"median step: {summary['median_step_s']:.3f} s; model and summary.json in {out}")
-
+    report(loaded, args, out, before, after, res["step_s"], f"constrained beam search, {len(loaded.dataset.valid[: args.valid_rows])} rows")
 
 if __name__ == "__main__":
     main()

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
-import statistics
 from pathlib import Path
 
 import torch
-from trl_grpo_sid import common_args, quiet_logs, start_run, step_timer
+from trl_grpo_sid import common_args, quiet_logs, report, start_run, step_timer
 
 
 def retrieval(loaded, encoder: str, *, ray: bool, cache_dir: Path):
@@ -72,15 +70,9 @@ def main() -> None:
     trainer.train()
     trainer.save_model(str(out / "model"))
     after = validate(loaded, loaded.model, index, args.valid_rows, args.max_new_tokens)
-    summary = {"init": str(loaded.run_dir), "args": vars(args), "valid_before": before, "valid_after": after,
-               "median_step_s": statistics.median(timer.times[2:] or timer.times),
-               "reward_mean_per_step": [x[f"rewards/{reward.__name__}/mean"] for x in trainer.state.log_history if f"rewards/{reward.__name__}/mean" in x]}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"validation (greedy titles grounded by {args.encoder}, {before['valid/rows']} rows) before -> after {args.steps} TRL steps:")
-    for k in ("valid/hr@10", "valid/ndcg@10"):
-        print(f"  {k}: {before[k]:.4f} -> {after[k]:.4f}")
-    print(f"median step: {summary['median_step_s']:.3f} s; model and summary.json in {out}")
-
+    name = f"rewards/{reward.__name__}/mean"
+    report(loaded, args, out, before, after, timer.times, f"greedy titles grounded by {args.encoder}, {before['valid/rows']} rows",
+           reward_mean_per_step=[x[name] for x in trainer.state.log_history if name in x])
 
 if __name__ == "__main__":
     main()
