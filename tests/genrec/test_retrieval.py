@@ -71,6 +71,13 @@ def test_ray_actor_gives_the_same_rewards_as_in_process():
         remote = make_retrieval(RetrievalConfig(backend="ray", actor_name="test-retrieval"), item_emb, lambda: HashingEncoder(64))
         ranks_ray, rewards_ray = _texts_and_rewards(remote)
         assert torch.equal(ranks_ray, ranks_local) and torch.equal(rewards_ray, rewards_local)
+        # TRL's reward function through the actor scores as through the local index
+        from rl4rec.genrec.trl_interop import TextReward
+
+        texts, targets = ["red scarf", "wool socks", "garden hose", ""], [0, 3, 1, 2]
+        args = (["p0", "p0", "p1", "p1"], texts)
+        via_actor = TextReward("ndcg", remote)(*args, target=targets)
+        assert via_actor == TextReward("ndcg", local)(*args, target=targets) and via_actor[1] == 1.0 and via_actor[3] == 0.0
         # a second client finds the same named actor (shared by trainer processes)
         again = make_retrieval(RetrievalConfig(backend="ray", actor_name="test-retrieval"), None)
         assert torch.equal(again.rank_texts(["blue cotton shirt"], [1]), torch.tensor([0]))
