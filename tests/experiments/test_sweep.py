@@ -219,6 +219,27 @@ def test_per_method_tasks_and_init_from_order_are_checked(tmp_path):
         expand(load_sweep(_write(tmp_path, {**base, "tasks": {"b": "genrec.eval"}}))[0])
 
 
+def test_per_method_base_configs(tmp_path):
+    """``bases`` gives a method its own base YAML (the SFT recipe beside the GRPO one); others keep
+    ``base``; an unknown method is an error. The GRPO study file expands: an SFT run per seed, and
+    every arm starts from the SFT run of its own seed."""
+    (tmp_path / "slow.yaml").write_text("lr: 0.001\nsteps: 30\n")
+    (tmp_path / "fast.yaml").write_text("lr: 0.05\n")
+    spec = {"experiment": "bases", "task": "smoke", "runs_dir": str(tmp_path / "runs"), "base": "slow.yaml",
+            "bases": {"b": "fast.yaml"}, "methods": {"a": [], "b": []}}
+    members = expand(*load_sweep(_write(tmp_path, spec)))
+    cfg = {m.method: m.config for m in members}
+    assert (cfg["a"]["lr"], cfg["a"]["steps"], cfg["b"]["lr"]) == (0.001, 30, 0.05) and cfg["b"]["steps"] != 30
+    with pytest.raises(ConfigError, match="bases: 'c' is not a method"):
+        load_sweep(_write(tmp_path, {**spec, "bases": {"c": "fast.yaml"}}))
+    study = expand(*load_sweep(Path(__file__).resolve().parents[2] / "configs" / "genrec" / "study" / "grpo_study.yaml"))
+    sft = {m.seed: m.name for m in study if m.method == "SFT"}
+    arms = [m for m in study if m.method != "SFT"]
+    assert len(sft) == 3 and len(arms) == 15 * 3 and all(m.task == "genrec.grpo" and m.after == sft[m.seed] for m in arms)
+    assert all(m.config["init_from"].endswith(sft[m.seed]) for m in arms)
+    assert len({json.dumps(m.config, sort_keys=True) for m in arms if m.seed == 0}) == 15  # every arm changes something
+
+
 def test_a_method_waits_for_its_source_and_fails_when_the_source_fails():
     from rl4rec.experiments.sweep import Member, _ready
 

@@ -40,6 +40,7 @@ class SweepConfig:
     overrides: tuple[str, ...] = field((), "key=value overrides applied to every run")
     methods: dict[str, tuple[str, ...]] = field({}, "named override sets: one row per method in reports")
     tasks: dict[str, str] = field({}, "method -> its pipeline when not `task` (e.g. a baseline beside SFT and GRPO)")
+    bases: dict[str, str] = field({}, "method -> its base YAML config when not `base` (e.g. the SFT recipe beside the GRPO one)")
     init_from: dict[str, str] = field({}, "method -> the method whose run (same seed and grid point) it starts from (init_from=); it runs after it")
     grid: dict[str, tuple[Any, ...]] = field({}, "config key -> values; the runs take every combination")
     seeds: tuple[int, ...] = field((0,), "seeds; every method x grid point runs once per seed")
@@ -62,7 +63,7 @@ class SweepConfig:
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds: duplicates in {list(self.seeds)}")
         order = list(self.methods)
-        for key, names in (("tasks", list(self.tasks)), ("init_from", [*self.init_from, *self.init_from.values()])):
+        for key, names in (("tasks", list(self.tasks)), ("bases", list(self.bases)), ("init_from", [*self.init_from, *self.init_from.values()])):
             unknown = [n for n in names if n not in order]
             if unknown:
                 raise ConfigError(f"{key}: {unknown[0]!r} is not a method ({order})")
@@ -98,10 +99,11 @@ def expand(sweep: SweepConfig, base_dir: Path = Path(".")) -> list[Member]:
     """Every member run, in a stable order (method, grid point, seed)."""
     from rl4rec.registry import get_task
 
-    base: dict[str, Any] = {}
-    if sweep.base:
-        base_path = Path(sweep.base)
-        base = load_yaml(base_path if base_path.is_absolute() else base_dir / base_path)
+    def load_base(name: str) -> dict[str, Any]:
+        path = Path(name)
+        return load_yaml(path if path.is_absolute() else base_dir / path) if name else {}
+
+    bases = {m: load_base(sweep.bases.get(m, sweep.base)) for m in (dict(sweep.methods) or {"default": ()})}
     methods = dict(sweep.methods) or {"default": ()}
     keys = list(sweep.grid)
     points = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(sweep.grid[k] for k in keys))]
@@ -126,7 +128,7 @@ def expand(sweep: SweepConfig, base_dir: Path = Path(".")) -> list[Member]:
                     "resume=true",
                 ]
                 try:
-                    cfg = apply_overrides(cfg_cls, base, [*sweep.overrides, *method_overrides, *grid_overrides, *chained, *fixed])
+                    cfg = apply_overrides(cfg_cls, bases[method], [*sweep.overrides, *method_overrides, *grid_overrides, *chained, *fixed])
                 except ConfigError as err:
                     raise ConfigError(f"sweep method {method!r}, point {point}: {err}") from err
                 name = run_dir_for(cfg).name
