@@ -29,3 +29,17 @@ def reuse_or_train(cfg: Any, train: Callable[[Any], dict | None], force: bool) -
 def fmt_ci(d: dict) -> str:
     """``mean ± half-width`` of a ``{"mean", "ci95"}`` cell (the mean alone when the CI is undefined)."""
     return f"{d['mean']:.4f} ± {d['ci95']:.4f}" if d["ci95"] == d["ci95"] else f"{d['mean']:.4f}"
+
+
+def sweep_args(doc: str, experiment: str, out: Path, extra: Callable[[Any], None] | None = None):
+    """The options of a script that tabulates a finished sweep: ``--runs-dir``, ``--experiment``,
+    ``--out`` (and what ``extra(parser)`` adds); the parsed arguments."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs-dir", default="runs")
+    ap.add_argument("--experiment", default=experiment)
+    ap.add_argument("--out", default=str(out))
+    if extra is not None:
+        extra(ap)
+    return ap.parse_args()

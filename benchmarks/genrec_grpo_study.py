@@ -14,7 +14,6 @@ part in that choice.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import platform
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from _runs import sweep_args
 from rl4rec.experiments.report import collect
 from rl4rec.metrics.stats import mean_ci, paired_ttest
 from rl4rec.tracking import read_metrics
@@ -36,11 +36,7 @@ def _summary(values: list[float]) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs-dir", default="runs")
-    ap.add_argument("--experiment", default="genrec-grpo-study")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "genrec_grpo_study.json"))
-    args = ap.parse_args()
+    args = sweep_args(__doc__, "genrec-grpo-study", ROOT / "benchmarks" / "results" / "genrec_grpo_study.json")
     exp = Path(args.runs_dir) / args.experiment
     records, manifest = collect(exp)
     done = [r for r in records if r.status == "finished"]

@@ -11,13 +11,13 @@ the ``paper`` column is there to show how far from them a laptop budget is.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 from pathlib import Path
 
 import torch
 
+from _runs import sweep_args
 from rl4rec.experiments.report import collect, metric_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,11 +46,7 @@ def cpu_model() -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs-dir", default="runs")
-    ap.add_argument("--experiment", default="table2_laptop")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "slate_table2_laptop.json"))
-    args = ap.parse_args()
+    args = sweep_args(__doc__, "table2_laptop", ROOT / "benchmarks" / "results" / "slate_table2_laptop.json")
     records, manifest = collect(Path(args.runs_dir) / args.experiment)
     table = metric_table(records, "test/return")
     rows = []

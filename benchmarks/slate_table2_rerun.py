@@ -13,13 +13,13 @@ Writes ``benchmarks/results/slate_table2_rerun.json``. Cells whose runs have not
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 from pathlib import Path
 
 import torch
 
+from _runs import sweep_args
 from rl4rec.experiments.report import collect, metric_table
 from slate_table2 import cpu_model
 
@@ -34,13 +34,11 @@ def _agent_of(method: str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs-dir", default="runs")
-    ap.add_argument("--experiment", default="table2_laptop")
-    ap.add_argument("--committed", default=str(COMMITTED), help="the earlier table (e.g. `git show REV:benchmarks/results/slate_table2_laptop.json`)")
-    ap.add_argument("--same-commit", nargs=2, metavar=("COMMIT", "RUN_DIR"), help="a cell re-run at the committed file's commit")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "slate_table2_rerun.json"))
-    args = ap.parse_args()
+    def extra(ap) -> None:
+        ap.add_argument("--committed", default=str(COMMITTED), help="the earlier table (e.g. `git show REV:benchmarks/results/slate_table2_laptop.json`)")
+        ap.add_argument("--same-commit", nargs=2, metavar=("COMMIT", "RUN_DIR"), help="a cell re-run at the committed file's commit")
+
+    args = sweep_args(__doc__, "table2_laptop", ROOT / "benchmarks" / "results" / "slate_table2_rerun.json", extra)
     committed = json.loads(Path(args.committed).read_text())
     old = {r["method"]: r for r in committed["rows"]}
     records, _ = collect(Path(args.runs_dir) / args.experiment)
