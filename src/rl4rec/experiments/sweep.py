@@ -103,8 +103,8 @@ def expand(sweep: SweepConfig, base_dir: Path = Path(".")) -> list[Member]:
         path = Path(name)
         return load_yaml(path if path.is_absolute() else base_dir / path) if name else {}
 
-    bases = {m: load_base(sweep.bases.get(m, sweep.base)) for m in (dict(sweep.methods) or {"default": ()})}
     methods = dict(sweep.methods) or {"default": ()}
+    bases = {m: load_base(sweep.bases.get(m, sweep.base)) for m in methods}
     keys = list(sweep.grid)
     points = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(sweep.grid[k] for k in keys))]
     members, seen, by_cell = [], {}, {}

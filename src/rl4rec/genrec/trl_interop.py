@@ -102,11 +102,9 @@ class SIDReward(_Reward):
     def items(self, completion_ids: Sequence[Sequence[int]], targets: torch.Tensor) -> torch.Tensor:
         """Item id of every completion (the target on a SID hit, else the SID's lowest item; -1 if invalid)."""
         t = self.trie
-        width = max(1, max((len(c) for c in completion_ids), default=1))
-        ids = torch.full((len(completion_ids), width), t.pad_id, dtype=torch.long)
-        for i, c in enumerate(completion_ids):  # ragged lists -> one padded tensor (no per-row work after)
-            ids[i, : len(c)] = torch.as_tensor(list(c), dtype=torch.long)
-        sid = t.sid_of(ids)
+        rows = [torch.as_tensor(list(c), dtype=torch.long) for c in completion_ids] or [torch.empty(0, dtype=torch.long)]
+        ids = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=t.pad_id)[: len(completion_ids)]
+        sid = t.sid_of(ids)  # an empty completion is invalid (sid_of handles width 0)
         safe = sid.clamp(min=0)
         item = torch.where(sid == t.item_sid[targets], targets, t.sid_first_item[safe])
         return torch.where(sid >= 0, item, -1)

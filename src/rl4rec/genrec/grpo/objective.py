@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 
 from rl4rec.devices import all_gather_rows
-from rl4rec.genrec.grpo.rewards import group_index
+from rl4rec.genrec.grpo.rewards import group_moments
 
 
 def group_advantages(
@@ -21,13 +21,9 @@ def group_advantages(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """``A_i = (r_i - mean_g) / (std_g + eps)`` with the unbiased std of the group (``scale="group"``),
     or ``r_i - mean_g`` (``"none"``). Returns advantages and the share of groups with zero spread."""
-    idx, n = group_index(prompt_ids)
-    count = torch.bincount(idx, minlength=n).float()
     r = rewards.float()
-    mean = r.new_zeros(n).index_add_(0, idx, r) / count
+    idx, mean, std = group_moments(r, prompt_ids, ddof=1)
     centred = r - mean[idx]
-    var = r.new_zeros(n).index_add_(0, idx, centred.pow(2)) / (count - 1).clamp(min=1)
-    std = var.sqrt()
     adv = centred / (std[idx] + eps) if scale == "group" else centred
     flat = std <= 1e-12
     adv = torch.where(flat[idx], torch.zeros_like(adv), adv)  # equal rewards in a group: no signal

@@ -135,15 +135,21 @@ def rank_hit_reward(rollouts: Rollouts, ctx: RewardContext) -> torch.Tensor:
     return _invalid(r, rollouts, ctx)
 
 
+def group_moments(x: torch.Tensor, prompt_ids: torch.Tensor, *, ddof: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(group index of every row, each group's mean, each group's std with ``ddof``), in ``x``'s dtype."""
+    idx, n = group_index(prompt_ids)
+    count = torch.bincount(idx, minlength=n).to(x.dtype)
+    mean = x.new_zeros(n).index_add_(0, idx, x) / count
+    var = x.new_zeros(n).index_add_(0, idx, (x - mean[idx]).pow(2)) / (count - ddof).clamp(min=1)
+    return idx, mean, var.sqrt()
+
+
 def group_normalize(r: torch.Tensor, prompt_ids: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """``(r - mean_g) / (std_g + eps)`` within each prompt's group (population std); a group whose
     reward does not vary gets 0."""
-    idx, n = group_index(prompt_ids)
-    count = torch.bincount(idx, minlength=n).double()
     x = r.double()
-    mean = torch.zeros(n, dtype=torch.float64).index_add_(0, idx, x) / count
-    var = torch.zeros(n, dtype=torch.float64).index_add_(0, idx, (x - mean[idx]) ** 2) / count
-    return ((x - mean[idx]) / (var.sqrt()[idx] + eps)).to(r.dtype)
+    idx, mean, std = group_moments(x, prompt_ids)
+    return ((x - mean[idx]) / (std[idx] + eps)).to(r.dtype)
 
 
 @register_reward("semantic")
