@@ -246,6 +246,18 @@ def build_stages(out: Path, device: str, mp: str, threads: int, device_keys: boo
         stage("slate-train-sac-gems",
               ["slate", "train", "agent=sac", "ranker=gems", "pretrain.sessions=300", "pretrain.epochs=1", *slate,
                *common("slate-train-sac-gems"), *dev()], needs=("slate-catalogue",), note="GeMS pretrained inline"),
+        stage("slate-train-reinforce",
+              ["slate", "train", "agent=reinforce", "ranker=softmax", "seeds=[1,2]", *slate,
+               *common("slate-train-reinforce"), *dev()], needs=("slate-catalogue",)),
+        stage("slate-train-slateq",
+              ["slate", "train", "agent=slateq", "ranker=none", "seeds=[1,2]", "buffer_capacity=100", *slate,
+               *common("slate-train-slateq"), *dev()], needs=("slate-catalogue",)),
+        stage("slate-train-sac-wknn",
+              ["slate", "train", "agent=sac", "ranker=wknn", "seeds=[1,2]", *slate, "steps=30", "random_steps=10", "eval_every=15",
+               *common("slate-train-sac-wknn"), *dev()], needs=("slate-catalogue",)),
+        stage("slate-test",
+              ["slate", "test", str(run_dir("slate-train-sac-topk")), "users=50", "--json", f"threads={threads}",
+               *dev()], kind="json", needs=("slate-train-sac-topk",), note="re-test of the best checkpoint"),
         stage("slate-logs",
               ["slate", "generate-logs", "--sessions", "300", "--batch-size", "300", "--embeddings", str(catalogue),
                "--out", str(logs), "--overwrite", "progress=false", f"threads={threads}",
@@ -253,6 +265,9 @@ def build_stages(out: Path, device: str, mp: str, threads: int, device_keys: boo
         stage("slate-pretrain-gems",
               ["slate", "pretrain", "ranker=gems", f"logs={logs}", "seeds=[1,2]", "pretrain.sessions=300",
                "pretrain.epochs=1", *common("slate-pretrain-gems"), *dev()], needs=("slate-logs",)),
+        stage("slate-pretrain-mf",
+              ["slate", "pretrain", "ranker=mf", f"logs={logs}", "mf.max_epochs=2", *common("slate-pretrain-mf"), *dev()],
+              needs=("slate-logs",)),
     ]
     ddp_stage = stage(
         "genrec-sft-ddp2",
@@ -312,11 +327,12 @@ def _tail(path: Path, lines: int = 6) -> str:
 
 
 def _json_from_stdout(path: Path) -> dict | None:
-    for line in reversed(path.read_text(errors="replace").splitlines()):
-        line = line.strip()
-        if line.startswith("{") and line.endswith("}"):
+    """The last JSON object the command printed, on one line or indented over several."""
+    lines = path.read_text(errors="replace").splitlines()
+    for i in reversed(range(len(lines))):
+        if lines[i].startswith("{"):
             try:
-                return json.loads(line)
+                return json.loads("\n".join(lines[i:]))
             except ValueError:
                 continue
     return None
@@ -381,7 +397,7 @@ def run_stage(st: Stage, python: str, env: dict[str, str], logs: Path, timeout: 
         if isinstance(result, dict) and isinstance(result.get("test"), dict):
             rec["metrics"].update({f"test/{k}": v for k, v in result["test"].items()
                                    if isinstance(v, (int, float)) and not isinstance(v, bool) and "@" in k and "ci95" not in k})
-    if st.kind == "run" and result is not None:
+    if result is not None and (st.kind == "run" or (isinstance(result, dict) and "devices" in result)):
         devices = result.get("devices") if isinstance(result, dict) else None
         rec["devices"] = devices
         if not isinstance(devices, dict):

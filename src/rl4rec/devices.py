@@ -37,6 +37,7 @@ __all__ = [
     "sum_gradients",
     "any_process",
     "mean_over_processes",
+    "default_device",
 ]
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -59,6 +60,14 @@ def resolve_device(device: str, mixed_precision: str = "no") -> torch.device:
     if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % max(1, torch.cuda.device_count()))
+
+
+def default_device(device: torch.device | str) -> contextlib.AbstractContextManager:
+    """A context in which tensor factories without ``device=`` land on ``device`` (torch's device
+    context manager), for code written once for every device (the slate episode, buffer and
+    agents). A no-op on the CPU, so CPU runs take exactly the path they always took."""
+    device = torch.device(device)
+    return contextlib.nullcontext() if device.type == "cpu" else device
 
 
 class Devices:

@@ -162,6 +162,15 @@ def test_topk_ranker():
         TopK(torch.tensor([[float("nan"), 0.0]]))
 
 
+def test_agents_move_whole_and_checkpoints_keep_their_keys():
+    """``to_device`` moves what ``.to`` moves plus the generators; the TopK table travels with the
+    agent (a buffer) but is not a checkpoint entry, so SAC+TopK checkpoints keep their keys."""
+    agent = _sac()
+    assert not any(k.startswith("ranker.") for k in agent.state_dict())
+    assert {n for n, _ in agent.named_buffers()} >= {"ranker.table", "center", "scale"}
+    assert agent.to_device("cpu") is agent and agent.generator.initial_seed() == 17
+
+
 # ----------------------------------------------------------------------------- SAC
 
 

@@ -17,7 +17,7 @@ from rl4rec.config import ConfigError, field
 from rl4rec.slate.rankers.gems import GeMS, GeMSConfig
 from rl4rec.slate.rankers.mf import MFConfig, train_mf
 from rl4rec.slate.rankers.pretrain import PretrainConfig, pretrain_gems
-from rl4rec.training import DeviceConfig, default
+from rl4rec.training import DeviceConfig
 
 
 @dataclass(frozen=True)
@@ -35,12 +35,8 @@ class SlatePretrainConfig(DeviceConfig):
     gems: GeMSConfig = field(default_factory=GeMSConfig, help="GeMS architecture and loss")
     pretrain: PretrainConfig = field(default_factory=PretrainConfig, help="GeMS pretraining budget")
     mf: MFConfig = field(default_factory=MFConfig, help="MF hyperparameters")
-    device: Literal["auto", "cpu", "cuda"] = default(DeviceConfig, "device", "cpu", "cpu (GeMS/MF pretraining on CUDA is not supported yet: device=cuda is refused)")
-
     def check(self) -> None:
         super().check()
-        if self.device != "cpu":
-            raise ConfigError(f"device={self.device}: slate pretraining runs on the CPU only so far; use device=cpu")
         if self.mixed_precision != "no":
             raise ConfigError("mixed_precision: slate pretraining computes in fp32 only; use mixed_precision=no")
         from rl4rec.slate.env.config import check_env_name
@@ -52,11 +48,13 @@ class SlatePretrainConfig(DeviceConfig):
 
 
 def pretrain_ranker(cfg: SlatePretrainConfig) -> dict:
+    from rl4rec.devices import resolve_device
     from rl4rec.runs import Run, atomic_save_npy, atomic_torch_save
     from rl4rec.slate.env.config import variant_config
     from rl4rec.slate.logs import generate_logs, load_logs
 
     seeds = cfg.seeds or (cfg.seed,)
+    device = resolve_device(cfg.device)
     with Run(cfg, key_metric="eval/gems_val_loss" if cfg.ranker == "gems" else "eval/mf_val_loss") as run:
         if cfg.logs:
             logs = load_logs(cfg.logs, env=cfg.env)
@@ -67,14 +65,15 @@ def pretrain_ranker(cfg: SlatePretrainConfig) -> dict:
             logs = generate_logs(env_cfg, cfg.pretrain.sessions, run.dir / "logs", seed=cfg.pretrain.logs_seed, progress=cfg.progress, overwrite=True)
         num_items = int(logs.meta["num_items"])
         if cfg.ranker == "mf":
-            table, summary = train_mf(np.asarray(logs.slates), np.asarray(logs.clicks), num_items, cfg.mf, seed=cfg.seed, progress=cfg.progress)
+            table, summary = train_mf(np.asarray(logs.slates), np.asarray(logs.clicks), num_items, cfg.mf, seed=cfg.seed, progress=cfg.progress, device=device)
             path = run.dir / f"mf_{cfg.env}.npy"
             atomic_save_npy(path, table.astype(np.float32))
             result = {"eval/mf_val_loss": summary["best_val_loss"], "mf_embeddings": str(path), **summary}
         else:
             slates = torch.from_numpy(np.asarray(logs.slates).astype(np.int64))
             clicks = torch.from_numpy(np.asarray(logs.clicks).astype(np.float32))
-            gems = GeMS(seeds, num_items, slates.shape[-1], cfg.gems)
+            gems = GeMS(seeds, num_items, slates.shape[-1], cfg.gems).to(device)  # initialised on the CPU, the same on every device
+            slates, clicks = slates.to(device), clicks.to(device)
             history = pretrain_gems(
                 gems, slates, clicks, cfg.pretrain, seed=seeds[0], log_fn=run.log_metrics, progress=cfg.progress, check_stop=run.check_stop
             )
@@ -82,9 +81,10 @@ def pretrain_ranker(cfg: SlatePretrainConfig) -> dict:
             k, s = slates.shape[-1], len(seeds)
             center, scale = gems.action_bounds(slates[:m].reshape(1, -1, k).expand(s, -1, -1), clicks[:m].reshape(1, -1, k).expand(s, -1, -1))
             path = run.dir / "gems.pt"
-            atomic_torch_save({"gems": gems.state_dict(), "center": center, "scale": scale, "seeds": list(seeds), "env": cfg.env}, path)
+            weights = {k: v.cpu() for k, v in gems.state_dict().items()}
+            atomic_torch_save({"gems": weights, "center": center.cpu(), "scale": scale.cpu(), "seeds": list(seeds), "env": cfg.env}, path)
             result = {"eval/gems_val_loss": min(history["val"]), "eval/gems_val_loss_initial": history["val"][0], "gems_checkpoint": str(path)}
-        result["devices"] = {"device": "cpu", "processes": 1, "mixed_precision": "no"}
+        result["devices"] = {"device": str(device), "processes": 1, "mixed_precision": "no"}
         run.write_result("results.json", result)
         return result
 

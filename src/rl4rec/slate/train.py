@@ -10,6 +10,7 @@ stacked networks; results are reported per seed.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +19,15 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from rl4rec.common import RunConfig
 from rl4rec.config import ConfigError, field
+from rl4rec.devices import default_device
 from rl4rec.metrics.stats import mean_ci
 from rl4rec.slate.agents import AgentConfig, ReferenceAgent, ReinforceAgent, SACAgent, SlateQAgent, WkNNAgent
 from rl4rec.slate.buffer import TrajectoryBuffer
 from rl4rec.slate.loop import run_episodes
 from rl4rec.slate.rankers import GeMS, GeMSConfig, TopK
 from rl4rec.slate.rankers.pretrain import PretrainConfig, pretrain_gems
-from rl4rec.training import LoopConfig, Task, default, fit
+from rl4rec.training import DeviceConfig, LoopConfig, Task, default, fit
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +67,8 @@ class SlateTrainConfig(LoopConfig):
     pretrain: PretrainConfig = field(default_factory=PretrainConfig, help="GeMS pretraining (when no checkpoint is given)")
     gems_checkpoint: str = field("", "pretrained GeMS (.pt from `rl4rec slate pretrain`); empty pretrains inline")
 
-    device: Literal["auto", "cpu", "cuda"] = default(LoopConfig, "device", "cpu", "cpu (slate runs on CUDA are not supported yet: device=cuda is refused, never run on the CPU silently)")
-
     def check(self) -> None:
         super().check()
-        if self.device != "cpu":
-            raise ConfigError(f"device={self.device}: slate training runs on the CPU only so far (all seeds batched in one process); use device=cpu")
         if self.mixed_precision != "no":
             raise ConfigError("mixed_precision: slate training computes in fp32 only; use mixed_precision=no")
         if self.ranker not in AGENT_RANKERS[self.agent]:
@@ -91,12 +88,12 @@ class SlateTrainConfig(LoopConfig):
 # --------------------------------------------------------------------------- building
 
 
-def make_sim(cfg: SlateTrainConfig):
+def make_sim(cfg: SlateTrainConfig, device: torch.device | str = "cpu"):
     from rl4rec.slate.env.config import variant_config
     from rl4rec.slate.env.simulator import TopicRecSimulator
 
     overrides = {"catalogue": cfg.embeddings} if cfg.embeddings else {}
-    return TopicRecSimulator(variant_config(cfg.env, mode=cfg.env_mode, **overrides))
+    return TopicRecSimulator(variant_config(cfg.env, mode=cfg.env_mode, **overrides), device=device)
 
 
 def _mf_table(cfg: SlateTrainConfig) -> torch.Tensor:
@@ -121,8 +118,9 @@ def _mf_table(cfg: SlateTrainConfig) -> torch.Tensor:
 def build_gems(
     cfg: SlateTrainConfig, sim, seeds, *, log_fn=None, logs_dir: Path | None = None, skeleton: bool = False, check_stop=None
 ) -> tuple[GeMS, torch.Tensor, torch.Tensor]:
-    """Load a pretrained GeMS, or pretrain one per seed on freshly generated logged data."""
-    gems = GeMS(seeds, sim.num_items, sim.rec_size, cfg.gems)
+    """Load a pretrained GeMS, or pretrain one per seed on freshly generated logged data (on the
+    simulator's device; the logged data itself is always generated on the CPU, the same everywhere)."""
+    gems = GeMS(seeds, sim.num_items, sim.rec_size, cfg.gems).to(sim.device)
     if skeleton:  # weights and action box come from an agent checkpoint loaded afterwards
         return gems, torch.zeros(len(seeds), cfg.gems.latent_dim), torch.ones(len(seeds), cfg.gems.latent_dim)
     if cfg.gems_checkpoint:
@@ -133,7 +131,7 @@ def build_gems(
         if state["seeds"] != list(seeds):
             raise ValueError(f"GeMS checkpoint was trained for seeds {state['seeds']}, this run needs {list(seeds)}")
         gems.load_state_dict(state["gems"])
-        return gems, state["center"], state["scale"]
+        return gems, state["center"].to(sim.device), state["scale"].to(sim.device)
     from rl4rec.slate.logs import generate_logs, load_logs
 
     if logs_dir is None:
@@ -142,7 +140,8 @@ def build_gems(
         logs = load_logs(logs_dir, env=cfg.env)
     else:
         logs = generate_logs(sim.config, cfg.pretrain.sessions, logs_dir, seed=cfg.pretrain.logs_seed, progress=cfg.progress, overwrite=True)
-    slates, clicks = torch.from_numpy(logs.slates.astype(np.int64)), torch.from_numpy(logs.clicks.astype(np.float32))
+    slates = torch.from_numpy(logs.slates.astype(np.int64)).to(sim.device)
+    clicks = torch.from_numpy(logs.clicks.astype(np.float32)).to(sim.device)
     pretrain_gems(gems, slates, clicks, cfg.pretrain, seed=seeds[0], log_fn=log_fn, progress=cfg.progress, check_stop=check_stop)
     m = min(cfg.pretrain.bounds_sessions, slates.shape[0])
     k = slates.shape[-1]
@@ -154,7 +153,13 @@ def build_gems(
 def build_agent(
     cfg: SlateTrainConfig, sim, seeds, *, log_fn=None, logs_dir: Path | None = None, skeleton: bool = False, check_stop=None
 ):
-    """The agent of ``cfg`` for ``seeds``; ``skeleton`` skips GeMS pretraining (weights loaded later)."""
+    """The agent of ``cfg`` for ``seeds`` on the simulator's device (initialised on the CPU, so a
+    seed starts from the same weights everywhere); ``skeleton`` skips GeMS pretraining (weights
+    loaded later)."""
+    return _new_agent(cfg, sim, seeds, log_fn=log_fn, logs_dir=logs_dir, skeleton=skeleton, check_stop=check_stop).to_device(sim.device)
+
+
+def _new_agent(cfg: SlateTrainConfig, sim, seeds, *, log_fn, logs_dir, skeleton, check_stop):
     s, n, k = len(seeds), sim.num_items, sim.rec_size
     if cfg.agent in ("random", "sto"):
         return ReferenceAgent(cfg.agent, s, n, k, seeds[0])
@@ -168,7 +173,7 @@ def build_agent(
         ranker, center, scale = build_gems(cfg, sim, seeds, log_fn=log_fn, logs_dir=logs_dir, skeleton=skeleton, check_stop=check_stop)
         ranker.requires_grad_(False)
     else:
-        table = sim.item_embeddings if cfg.ranker == "topk_ideal" else _mf_table(cfg)
+        table = sim.item_embeddings.cpu() if cfg.ranker == "topk_ideal" else _mf_table(cfg)
         ranker = TopK(table, k)
         center, scale = ranker.bounds(s)
     return SACAgent(seeds, cfg.hp, ranker, center, scale, n, k)
@@ -232,32 +237,49 @@ def evaluate(agent, sim, streams_ids: tuple[torch.Tensor, str], num_members: int
     return returns.mean(1)
 
 
+def _on_device(method):
+    """Run a task method with the run's device as the default one of tensor factories."""
+
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
+        with default_device(self.device):
+            return method(self, *args, **kwargs)
+
+    return wrapped
+
+
 class SlateTask(Task):
-    """One step = one episode per seed + one update; each seed keeps its own best parameters."""
+    """One step = one episode per seed + one update; each seed keeps its own best parameters.
+
+    Everything lives on the run's device: simulator, agent, replay buffer and generators; the
+    episode loop and the agents create their tensors through the default device (``_on_device``).
+    """
 
     def __init__(self, cfg: SlateTrainConfig, run, dev):
-        self.cfg, self.run = cfg, run
+        self.cfg, self.run, self.device = cfg, run, dev.device
         self.seeds = seeds = cfg.seed_list
         s = len(seeds)
-        self.sim = sim = make_sim(cfg)
+        self.sim = sim = make_sim(cfg, self.device)
         # resuming: GeMS weights and action box come with the agent state, so it is not pretrained again
         self.agent = agent = build_agent(cfg, sim, seeds, log_fn=run.log_metrics, logs_dir=run.dir / "logs", check_stop=run.check_stop,
                                          skeleton=run.resume_state is not None)
         self.streams = UserStreams(sim.fixes.disjoint_test_users)
         self.learns = cfg.agent not in ("random", "sto")
         self.buffer = None
-        if self.learns:
-            cap = 1 if agent.on_policy else cfg.buffer_capacity
-            self.buffer = TrajectoryBuffer(
-                s, cap, sim.episode_length, sim.rec_size, agent.action_shape, agent.action_dtype, sim.item_embeddings.shape[1] if agent.needs_users else 0
-            )
-        self.sample_gen = torch.Generator().manual_seed(seeds[0] + 7)
-        self.best_val = torch.full((s,), -float("inf"))
+        with default_device(self.device):
+            if self.learns:
+                cap = 1 if agent.on_policy else cfg.buffer_capacity
+                self.buffer = TrajectoryBuffer(
+                    s, cap, sim.episode_length, sim.rec_size, agent.action_shape, agent.action_dtype, sim.item_embeddings.shape[1] if agent.needs_users else 0
+                )
+            self.sample_gen = torch.Generator(device=self.device).manual_seed(seeds[0] + 7)
+            self.best_val = torch.full((s,), -float("inf"))
         self.best_state = copy.deepcopy(agent.state_dict())
         self.total_steps = cfg.steps if self.learns else 0
         self.eval_every = cfg.eval_every
         self.name, self.select_key = f"{cfg.agent}+{cfg.ranker} {cfg.env}", "eval/return"
 
+    @_on_device
     def train_step(self, step: int) -> dict[str, float]:
         cfg, agent, it = self.cfg, self.agent, step - 1
         ids, population = self.streams.train()
@@ -271,6 +293,7 @@ class SlateTask(Task):
             metrics.update(agent.update(self.buffer.sample(batch_size, self.sample_gen), it))
         return metrics
 
+    @_on_device
     def validate(self, step: int) -> dict[str, float]:
         self._val = val = evaluate(self.agent, self.sim, self.streams.val(self.cfg.val_users), len(self.seeds))
         return {"eval/return": val.mean().item(), **{f"eval/return_seed{sd}": float(v) for sd, v in zip(self.seeds, val, strict=True)}}
@@ -302,7 +325,8 @@ class SlateTask(Task):
         agent.load_state_dict(state["agent"])
         for name, opt in agent.optimizers().items():
             opt.load_state_dict(state["optimizers"][name])
-        self.best_val, self.best_state = state["best_val"], state["best_state"]
+        self.best_val = state["best_val"].to(self.device)
+        self.best_state = {k: v.to(self.device) for k, v in state["best_state"].items()}
         self.streams.cursor, self.streams.val_cursor = state["streams"]
         self.sample_gen.set_state(state["sample_gen"])
         for name, g in agent.generators().items():
@@ -312,6 +336,7 @@ class SlateTask(Task):
         if hasattr(agent, "updates"):
             agent.updates = int(state.get("updates", 0))
 
+    @_on_device
     def test(self, loop: dict[str, Any]) -> dict[str, Any]:
         if self.learns:
             self.agent.load_state_dict(self.best_state)
@@ -339,7 +364,7 @@ def test_result(seeds, test: torch.Tensor, cfg: SlateTrainConfig) -> dict[str, A
 
 
 @dataclass(frozen=True)
-class SlateTestConfig(RunConfig):
+class SlateTestConfig(DeviceConfig):
     """Re-test of a finished run's best checkpoint (``rl4rec slate test RUN [key=value ...]``)."""
 
     run: str = field("", "the run: folder, EXPERIMENT/NAME or a unique run name under runs_dir")
@@ -349,17 +374,20 @@ class SlateTestConfig(RunConfig):
         super().check()
         if not self.run:
             raise ConfigError("run: name the run to re-test (rl4rec slate test RUN)")
+        if self.mixed_precision != "no":
+            raise ConfigError("mixed_precision: slate episodes compute in fp32 only; use mixed_precision=no")
 
 
 def retest(cfg: SlateTestConfig) -> dict[str, Any]:
+    from rl4rec.devices import resolve_device
     from rl4rec.runs import find_run
     from rl4rec.seeding import apply_threads
 
     apply_threads(cfg.threads)
-    return retest_run(find_run(Path(cfg.runs_dir), cfg.run), cfg.users or None)
+    return retest_run(find_run(Path(cfg.runs_dir), cfg.run), cfg.users or None, device=resolve_device(cfg.device))
 
 
-def retest_run(run_dir: Path, users: int | None = None) -> dict[str, Any]:
+def retest_run(run_dir: Path, users: int | None = None, device: torch.device | str = "cpu") -> dict[str, Any]:
     """Re-test a run's best checkpoint on the test users (``rl4rec slate test RUN``)."""
     from rl4rec.runs import RunDir, atomic_write_text, config_of, load_checkpoint
 
@@ -369,15 +397,16 @@ def retest_run(run_dir: Path, users: int | None = None) -> dict[str, Any]:
 
         cfg = replace(cfg, test_users=users)
     seeds = cfg.seed_list
-    sim = make_sim(cfg)
+    sim = make_sim(cfg, device)
     agent = build_agent(cfg, sim, seeds, skeleton=True)
     if cfg.agent not in ("random", "sto"):
         best = RunDir(run_dir).checkpoint("best")
         if not best.exists():
             raise FileNotFoundError(f"{best} not found: the run has not validated yet")
         agent.load_state_dict(load_checkpoint(best)["task"]["best_state"])
-    test = evaluate(agent, sim, UserStreams.test(cfg.test_users), len(seeds))
-    result = test_result(seeds, test, cfg)
+    with default_device(device):
+        test = evaluate(agent, sim, UserStreams.test(cfg.test_users), len(seeds))
+    result = {**test_result(seeds, test, cfg), "devices": {"device": str(torch.device(device)), "processes": 1, "mixed_precision": "no"}}
     import json
 
     atomic_write_text(run_dir / "retest_results.json", json.dumps(result, indent=2))

@@ -59,6 +59,22 @@ class SlateAgent(nn.Module):
     def generators(self) -> dict[str, torch.Generator]:
         return {name: getattr(self, name) for name in self.GENERATORS}
 
+    def to_device(self, device: torch.device | str) -> SlateAgent:
+        """Move a freshly built agent to ``device``: its parameters and buffers (the optimizers keep
+        the same parameter objects) and its random generators, re-created there from their seeds.
+
+        Networks are always initialised on the CPU, so a seed gives the same initial weights on
+        every device; what is drawn during training comes from the device's own generator. Call it
+        before any draw (a generator that has been used cannot be re-created from its seed).
+        """
+        device = torch.device(device)
+        if device.type == "cpu":
+            return self
+        self.to(device)
+        for name, gen in self.generators().items():
+            setattr(self, name, torch.Generator(device=device).manual_seed(gen.initial_seed()))
+        return self
+
     def begin(self, obs: dict[str, torch.Tensor]) -> Any:
         raise NotImplementedError
 

@@ -71,7 +71,7 @@ class GeMS(nn.Module):
         return torch.bmm(queries, self.items.weight.detach().transpose(1, 2)).reshape(s, b, self.rec_size, -1)
 
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
         spread = torch.exp(0.5 * logvar) if self.cfg.fix_reparam else torch.exp(logvar)
         return mu + eps * spread
 

@@ -48,23 +48,30 @@ def _bpr(users: torch.nn.Embedding, items: torch.nn.Embedding, u, pos, neg) -> t
     return -torch.log(torch.sigmoid(diff) + 1e-7).mean()
 
 
-def train_mf(slates: np.ndarray, clicks: np.ndarray, num_items: int, cfg: MFConfig, *, seed: int, progress: bool = True) -> tuple[np.ndarray, dict]:
-    """Item factors (num_items, dim) with the lowest validation BPR loss, and a training summary."""
+def train_mf(
+    slates: np.ndarray, clicks: np.ndarray, num_items: int, cfg: MFConfig, *, seed: int, progress: bool = True, device: torch.device | str = "cpu"
+) -> tuple[np.ndarray, dict]:
+    """Item factors (num_items, dim) with the lowest validation BPR loss, and a training summary.
+
+    Every random draw is made on the CPU (the same splits, initial factors and negatives on every
+    device); the factors and the loss live on ``device``.
+    """
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     n = slates.shape[0]
     u_all, i_all = _positives(clicks, slates)
     val_mask = torch.rand(len(u_all), generator=gen) < cfg.val_fraction
-    u_val, i_val = u_all[val_mask], i_all[val_mask]
-    u_tr, i_tr = u_all[~val_mask], i_all[~val_mask]
+    u_val, i_val = u_all[val_mask].to(device), i_all[val_mask].to(device)
+    u_tr, i_tr = u_all[~val_mask].to(device), i_all[~val_mask].to(device)
     if len(u_tr) == 0 or len(u_val) == 0:
         raise ValueError("MF training needs clicks for both training and validation; generate more sessions")
     users = torch.nn.Embedding(n, cfg.dim)
     items = torch.nn.Embedding(num_items, cfg.dim)
     torch.nn.init.xavier_uniform_(users.weight)
     torch.nn.init.xavier_uniform_(items.weight)
+    users, items = users.to(device), items.to(device)
     opt = torch.optim.Adam([*users.parameters(), *items.parameters()], lr=cfg.lr)
-    val_neg = torch.randint(0, num_items, i_val.shape, generator=gen)
+    val_neg = torch.randint(0, num_items, i_val.shape, generator=gen).to(device)
 
     def val_loss() -> float:
         with torch.no_grad():
@@ -72,10 +79,10 @@ def train_mf(slates: np.ndarray, clicks: np.ndarray, num_items: int, cfg: MFConf
 
     best, best_table, bad, checks, batches = val_loss(), items.weight.detach().clone(), 0, 0, 0
     for epoch in range(cfg.max_epochs):
-        order = torch.randperm(len(u_tr), generator=gen)
+        order = torch.randperm(len(u_tr), generator=gen).to(device)
         for start in track(range(0, len(order), cfg.batch_size), desc=f"MF epoch {epoch + 1}", enabled=progress, unit="batch"):
             idx = order[start : start + cfg.batch_size]
-            neg = torch.randint(0, num_items, idx.shape, generator=gen)
+            neg = torch.randint(0, num_items, idx.shape, generator=gen).to(device)
             loss = _bpr(users, items, u_tr[idx], i_tr[idx], neg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -90,8 +97,8 @@ def train_mf(slates: np.ndarray, clicks: np.ndarray, num_items: int, cfg: MFConf
                     bad += 1
                 if bad >= cfg.patience:
                     log.info("MF: early stop after %d batches (best validation loss %.4f)", batches, best)
-                    return best_table.numpy(), {"batches": batches, "best_val_loss": best, "epochs": epoch + 1}
+                    return best_table.cpu().numpy(), {"batches": batches, "best_val_loss": best, "epochs": epoch + 1}
         current = val_loss()
         if current < best:
             best, best_table = current, items.weight.detach().clone()
-    return best_table.numpy(), {"batches": batches, "best_val_loss": best, "epochs": cfg.max_epochs}
+    return best_table.cpu().numpy(), {"batches": batches, "best_val_loss": best, "epochs": cfg.max_epochs}

@@ -42,7 +42,7 @@ def _pairs(slates: torch.Tensor, clicks: torch.Tensor) -> tuple[torch.Tensor, to
 def validation_loss(gems: GeMS, slates: torch.Tensor, clicks: torch.Tensor, batch: int = 4096) -> torch.Tensor:
     """Mean per-member validation loss (decoding from mu)."""
     s = len(gems.encoder.layers[0].weight)
-    total, n = torch.zeros(s), 0
+    total, n = torch.zeros(s, device=slates.device), 0
     for i in range(0, slates.shape[0], batch):
         sl, cl = slates[i : i + batch], clicks[i : i + batch]
         terms = gems.loss(sl.expand(s, -1, -1), cl.expand(s, -1, -1), sample=False)
@@ -64,22 +64,25 @@ def pretrain_gems(
 ) -> dict[str, list[float]]:
     """Train ``gems`` in place on logged sessions (n, T, K); returns per-epoch losses per member.
 
-    ``check_stop`` is called between batches and may raise (e.g. :meth:`Run.check_stop`).
+    Computes where ``gems`` lives (the sessions are moved there once). ``check_stop`` is called
+    between batches and may raise (e.g. :meth:`Run.check_stop`).
     """
+    device = gems.items.weight.device
+    slates, clicks = slates.to(device), clicks.to(device)
     n = slates.shape[0]
     n_val = max(1, int(round(n * cfg.val_fraction)))
     val_s, val_c = _pairs(slates[:n_val], clicks[:n_val])
     tr_s, tr_c = _pairs(slates[n_val:], clicks[n_val:])
     s = gems.items.weight.shape[0]
     opt = torch.optim.Adam(gems.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
     best = validation_loss(gems, val_s, val_c)
     best_state = {k: v.clone() for k, v in gems.state_dict().items()}
     history: dict[str, list[float]] = {"train": [], "val": [float(best.mean())]}
     step = 0
     for epoch in range(cfg.epochs):
-        order = torch.randperm(tr_s.shape[0], generator=gen) if cfg.shuffle else torch.arange(tr_s.shape[0])
-        running = torch.zeros(s)
+        order = torch.randperm(tr_s.shape[0], generator=gen, device=device) if cfg.shuffle else torch.arange(tr_s.shape[0], device=device)
+        running = torch.zeros(s, device=device)
         batches = range(0, tr_s.shape[0], cfg.batch_size)
         for i in track(batches, desc=f"GeMS epoch {epoch + 1}/{cfg.epochs}", enabled=progress, unit="batch"):
             if check_stop is not None:
