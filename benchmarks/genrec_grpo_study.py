@@ -62,7 +62,7 @@ def main() -> None:
                 row["test.ndcg@10 vs SFT"] = statistics.mean(a - b for a, b in paired)
                 row["paired p vs SFT"] = paired_ttest([a for a, _ in paired], [b for _, b in paired])[1] if len(paired) > 1 else None
         rows.append(row)
-    arms = [r for r in rows if r["arm"] != "SFT" and "best_valid.ndcg@10" in r]
+    arms = [r for r in rows if r["arm"] != "SFT" and "best_valid.ndcg@10" in r and len(r["seeds"]) >= len(sft)]
     chosen = max(arms, key=lambda r: r["best_valid.ndcg@10"]["mean"])["arm"] if arms else None
     result = {
         "claim": "GRPO arms on Industrial_and_Scientific, each one change from the baseline arm, from the SFT model of the same seed; "
@@ -71,6 +71,8 @@ def main() -> None:
                      "python benchmarks/genrec_grpo_study.py"],
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__},
         "seeds_finished": sorted(sft),
+        # arms of the sweep file with fewer finished seeds than SFT (stopped or not run yet): not in the choice
+        "arms_unfinished": sorted({e["method"] for e in manifest.get("runs", [])} - {r["arm"] for r in rows if len(r["seeds"]) >= len(sft)}),
         "chosen_on_validation": chosen,
         "rows": rows,
         "notes": [f"{len(sft)} seed(s): a pilot, not a result, until every arm has 3 seeds" if len(sft) < 3 else "3 seeds per arm",

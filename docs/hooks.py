@@ -28,7 +28,7 @@ RESULT_PAGES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "sid": ("SID models", "Baselines and SFT of semantic-ID language models on Industrial_and_Scientific, and the SID builders.",
             ("genrec_baselines.json", "genrec_sft.json", "genrec_sids_industrial_compare.json")),
     "grpo": ("GRPO", "GRPO from SFT runs with recommendation rewards, TRL's GRPOTrainer beside rl4rec's, and the runtime sweeps on the synthetic catalogue.",
-             ("genrec_grpo.json", "genrec_grpo_study.json", "trl_side_by_side.json", "runtime_sweeps.json")),
+             ("genrec_grpo.json", "genrec_grpo_study.json", "genrec_grpo_final.json", "trl_side_by_side.json", "runtime_sweeps.json")),
     "latent": ("Latent reasoning", "LatentR3-style latent SFT and noise-GRPO on CDs_and_Vinyl.", ("genrec_latent.json",)),
     "free-text": ("Free text", "Free-text titles grounded by retrieval, SFT and GRPO.", ("genrec_grpo_text.json",)),
     "speed": ("Speed", "Benchmarks: each compares against a baseline measured in the same run (ratios), since the machine is noisy.",
