@@ -4,8 +4,9 @@
     rl4rec sweep configs/genrec/study/grpo_final.yaml workers=2     # seeds 3-5: SFT + the winner only
     python benchmarks/genrec_grpo_final.py                         # -> benchmarks/results/genrec_grpo_final.json
 
-The arm is the one with the highest mean validation NDCG@10 over seeds 0-2 (``chosen_on_validation``
-of ``genrec_grpo_study.json``); seeds 3-5 took no part in choosing it. Every SFT and GRPO run is
+The arm (the method of ``grpo_final.yaml`` besides SFT) is the one the study chose on validation
+NDCG@10 over seeds 0-2 (``chosen_on_validation`` of ``genrec_grpo_study.json``); seeds 3-5 took no part
+in choosing it. Every SFT and GRPO run is
 tested again here with 50 beams (``rl4rec genrec eval RUN split=test beams=50``, reused when its
 ``eval/test-b50-best`` folder exists), so HR/NDCG reach K = 50. Paired t-tests over seeds (all six, and
 the three fresh ones alone), and per seed a paired t-test over test rows of the per-row NDCG@10.
@@ -19,6 +20,7 @@ import platform
 from pathlib import Path
 
 import torch
+import yaml
 
 from rl4rec.experiments.report import collect
 from rl4rec.metrics.stats import mean_ci, paired_ttest
@@ -35,7 +37,7 @@ def _args():
     ap.add_argument("--runs-dir", default="runs")
     ap.add_argument("--study", default="genrec-grpo-study")
     ap.add_argument("--final", default="genrec-grpo-final")
-    ap.add_argument("--arm", default="", help="the arm (default: chosen_on_validation of genrec_grpo_study.json)")
+    ap.add_argument("--arm", default="", help="the arm (default: the method of configs/genrec/study/grpo_final.yaml besides SFT)")
     ap.add_argument("--beams", type=int, default=50)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "genrec_grpo_final.json"))
     return ap.parse_args()
@@ -64,7 +66,7 @@ def _summary(values: list[float]) -> dict:
 
 def main() -> None:
     args = _args()
-    arm = args.arm or json.loads((ROOT / "benchmarks" / "results" / "genrec_grpo_study.json").read_text())["chosen_on_validation"]
+    arm = args.arm or next(m for m in yaml.safe_load((ROOT / "configs" / "genrec" / "study" / "grpo_final.yaml").read_text())["methods"] if m != "SFT")
     runs: dict[str, dict[int, object]] = {"SFT": {}, arm: {}}
     for exp in (args.study, args.final):
         exp_dir = Path(args.runs_dir) / exp
@@ -75,7 +77,7 @@ def main() -> None:
                 runs[r.method].setdefault(r.seed, (exp_dir / r.name, r))
     seeds = sorted(set(runs["SFT"]) & set(runs[arm]))
     per_seed: dict[str, dict[str, list[float]]] = {"SFT": {}, arm: {}}
-    row_tests, valid = [], {"SFT": [], arm: []}
+    row_tests, valid, best_steps = [], {"SFT": [], arm: []}, []
     for seed in seeds:
         ranks = {}
         for method in ("SFT", arm):
@@ -85,6 +87,8 @@ def main() -> None:
                 for name in ("hr", "ndcg"):
                     per_seed[method].setdefault(f"{name}@{k}", []).append(metrics[f"{name}@{k}"])
             valid[method].append(rec.results.get("best_valid.ndcg@10", float("nan")))
+            if method == arm:
+                best_steps.append(int(rec.results.get("best_step", -1)))  # 0: validation never beat the SFT start
         a, b = _row_ndcg(ranks[arm]), _row_ndcg(ranks["SFT"])
         t, p = paired_ttest(a, b)
         row_tests.append({"seed": seed, "rows": len(a), "ndcg@10 diff": sum(a) / len(a) - sum(b) / len(b), "t": t, "p": p,
@@ -113,6 +117,7 @@ def main() -> None:
                  for key, t in tests.items()],
         "per_seed": per_seed,  # the per-seed lists, in the order of "seeds", so every test can be recomputed
         "best_valid.ndcg@10": valid,
+        "best_step": best_steps,
         "raw": {"paired_over_seeds": tests, "per_row_ndcg@10": row_tests},
         "notes": [f"seed {r['seed']}: per-row NDCG@10 {r['ndcg@10 diff']:+.4f} over {r['rows']} rows, paired t = {r['t']:.2f}, "
                   f"p = {r['p']:.3f}; {r['rows_better']} rows better, {r['rows_worse']} worse" for r in row_tests],
