@@ -77,7 +77,9 @@ def main() -> None:
         "rows": rows,
         "notes": [f"{len(sft)} seed(s): a pilot, not a result, until every arm has 3 seeds" if len(sft) < 3 else "3 seeds per arm",
                   "vs SFT: paired over seeds on the test file, for the record; the choice uses validation only",
-                  "runs that did not finish are left out"],
+                  "runs that did not finish are left out",
+                  "dapo and gspo can only equal the baseline arm here: SID completions all have the same length and one iteration is "
+                  "on-policy, so DAPO's token-level mean and GSPO's sequence ratio (1 at the sampling step) give GRPO's gradient"],
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}: {len(rows)} arms, seeds {sorted(sft)}, chosen on validation: {chosen}")
