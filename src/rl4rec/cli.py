@@ -15,16 +15,15 @@ import importlib
 import logging
 import sys
 
-from rl4rec.config import ConfigError
+from rl4rec.config import ConfigError, config_from_args
 from rl4rec.errors import InputError, NonFiniteError
+from rl4rec.registry import FAMILIES, PIPELINES, format_json, load
 
 #: modules providing ``register(subparsers, groups)``, in the order they appear in ``--help``
 COMMAND_MODULES = ("rl4rec.runs_cli", "rl4rec.quickstart", "rl4rec.experiments.cli", "rl4rec.genrec.latent.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rl4rec.registry import FAMILIES, PIPELINES
-
     parser = argparse.ArgumentParser(
         prog="rl4rec",
         description="Train and evaluate recommenders with reinforcement learning.",
@@ -68,9 +67,6 @@ def _flag_keys(pipeline) -> list[tuple[str, str]]:
 
 
 def _run_pipeline(pipeline, args: argparse.Namespace) -> int:
-    from rl4rec.config import config_from_args
-    from rl4rec.registry import format_json, load
-
     if pipeline.positional:
         value = getattr(args, pipeline.positional, None)
         if value is not None and ("=" in value or value.endswith((".yaml", ".yml"))):

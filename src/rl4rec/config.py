@@ -13,8 +13,11 @@ back to a default silently.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import difflib
+import operator
 import re
 import types
 import typing
@@ -72,16 +75,11 @@ def field(
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     if isinstance(default, (list, dict, set)):
-        value = default
-        return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta)
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
 # --------------------------------------------------------------------------- type checking
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    return get_type_hints(cls)
 
 
 def _type_name(tp: Any) -> str:
@@ -96,6 +94,11 @@ def _type_name(tp: Any) -> str:
         args = ", ".join(_type_name(a) for a in get_args(tp))
         return f"{getattr(origin, '__name__', str(origin))}[{args}]"
     return getattr(tp, "__name__", str(tp))
+
+
+#: the values each scalar type accepts (a bool is never a number) and what an error says was expected
+_SCALARS = {bool: ((bool,), "true/false"), int: ((int,), "an integer"), float: ((int, float), "a number"),
+            str: ((str, int, float), "a string"), Path: ((str, Path), "a path")}
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -118,12 +121,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             f"{key}: {value!r} is not one of {', '.join(repr(a) for a in allowed)}{hint}"
         )
     if origin in (Union, types.UnionType):
-        errors = []
         for arg in get_args(tp):
-            try:
+            with contextlib.suppress(ConfigError):
                 return _coerce(value, arg, key)
-            except ConfigError as err:
-                errors.append(str(err))
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
     if tp is type(None):
         if value is None:
@@ -151,43 +151,25 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
         kt, vt = get_args(tp) or (Any, Any)
         return {_coerce(k, kt, key): _coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected true/false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)  # e.g. experiment=2024 from the command line
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
-    if tp is Path:
-        if isinstance(value, (str, Path)):
-            return Path(value)
-        raise ConfigError(f"{key}: expected a path, got {value!r}")
+    if tp in _SCALARS:
+        accepted, what = _SCALARS[tp]
+        if isinstance(value, accepted) and (tp is bool or not isinstance(value, bool)):
+            # a number for a string: e.g. experiment=2024 from the command line; floats (a numpy float too) and
+            # paths are always rebuilt
+            return value if isinstance(value, tp) and tp not in (float, Path) else tp(value)
+        raise ConfigError(f"{key}: expected {what}, got {value!r}")
     if isinstance(value, tp):
         return value
     raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
 
 
+_BOUNDS = (("ge", operator.ge, ">="), ("gt", operator.gt, ">"), ("le", operator.le, "<="), ("lt", operator.lt, "<"))
+
+
 def _check_bounds(value: Any, meta: typing.Mapping[str, Any], key: str) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return
-    checks = [
-        ("ge", lambda v, b: v >= b, ">="),
-        ("gt", lambda v, b: v > b, ">"),
-        ("le", lambda v, b: v <= b, "<="),
-        ("lt", lambda v, b: v < b, "<"),
-    ]
-    for name, ok, sym in checks:
+    for name, ok, sym in _BOUNDS:
         bound = meta.get(name)
         if bound is not None and not ok(value, bound):
             raise ConfigError(f"{key}: {value!r} is out of range (must be {sym} {bound})")
@@ -205,7 +187,7 @@ def _unknown_key(cls: type, key: str, prefix: str) -> ConfigError:
 
 def validate(cfg: Any, prefix: str = "") -> None:
     """Check every field of ``cfg`` (types and bounds), recursing into nested sections."""
-    hints = _hints(type(cfg))
+    hints = get_type_hints(type(cfg))
     for f in dataclasses.fields(cfg):
         key = prefix + f.name
         value = getattr(cfg, f.name)
@@ -223,41 +205,30 @@ def validate(cfg: Any, prefix: str = "") -> None:
 def from_dict(cls: type[C], data: typing.Mapping[str, Any] | None, prefix: str = "") -> C:
     """Build ``cls`` from a (nested) mapping; unknown keys, wrong types and bad values raise."""
     data = dict(data or {})
-    known = {f.name: f for f in dataclasses.fields(cls)}
+    known = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if not isinstance(key, str):  # YAML allows `? ` (null), numbers and lists as keys
             raise ConfigError(f"config key {prefix}{key!r} in {cls.__name__} is not a name")
         if key not in known:
             raise _unknown_key(cls, key, prefix)
-    hints = _hints(cls)
-    kwargs = {}
-    for name, value in data.items():
-        tp = hints[name]
-        if dataclasses.is_dataclass(tp) and isinstance(value, dict):
-            kwargs[name] = from_dict(tp, value, prefix=prefix + name + ".")
-        else:
-            kwargs[name] = _coerce(value, tp, prefix + name)
-    obj = cls(**kwargs)
+    hints = get_type_hints(cls)
+    obj = cls(**{name: _coerce(value, hints[name], prefix + name) for name, value in data.items()})  # _coerce builds sections
     validate(obj, prefix)
     return obj
 
 
-def to_plain(v: Any) -> Any:
-    """A config value as YAML/JSON holds it: sections as dicts, tuples as lists, paths as strings."""
+def to_dict(v: Any) -> Any:
+    """A config as a plain nested dict, suitable for YAML/JSON; likewise any config value as YAML/JSON
+    holds it: sections as dicts, tuples as lists, paths as strings."""
     if dataclasses.is_dataclass(v):
-        return {f.name: to_plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        return {f.name: to_dict(getattr(v, f.name)) for f in dataclasses.fields(v)}
     if isinstance(v, (list, tuple)):
-        return [to_plain(x) for x in v]
+        return [to_dict(x) for x in v]
     if isinstance(v, dict):
-        return {k: to_plain(x) for k, x in v.items()}
+        return {k: to_dict(x) for k, x in v.items()}
     if isinstance(v, Path):
         return str(v)
     return v
-
-
-def to_dict(cfg: Any) -> dict[str, Any]:
-    """Plain nested dict (paths as strings, tuples as lists), suitable for YAML/JSON."""
-    return to_plain(cfg)
 
 
 _FLOAT_RE = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)")
@@ -283,41 +254,28 @@ def parse_override(text: str) -> tuple[str, Any]:
 def _set_dotted(data: dict[str, Any], cls: type, key: str, value: Any) -> None:
     parts = key.split(".")
     node, node_cls, prefix = data, cls, ""
-    hints = _hints(cls)
     for i, part in enumerate(parts):
-        names = {f.name for f in dataclasses.fields(node_cls)}
-        if part not in names:
+        if part not in {f.name for f in dataclasses.fields(node_cls)}:
             raise _unknown_key(node_cls, part, prefix)
         if i == len(parts) - 1:
             node[part] = value
             return
-        sub_tp = hints[part]
-        if not dataclasses.is_dataclass(sub_tp):
+        node_cls = get_type_hints(node_cls)[part]
+        node = node.setdefault(part, {}) if dataclasses.is_dataclass(node_cls) else None
+        if not isinstance(node, dict):  # a plain key, or a section given as a value
             raise ConfigError(f"{prefix + part} is not a section; cannot set {key}")
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"{prefix + part} is not a section; cannot set {key}")
-        node_cls, prefix = sub_tp, prefix + part + "."
-        hints = _hints(node_cls)
+        prefix += part + "."
 
 
 def apply_overrides(
     cls: type[C], data: typing.Mapping[str, Any] | None, overrides: typing.Iterable[str]
 ) -> C:
     """Merge dotted ``key=value`` overrides into ``data`` and build a validated ``cls``."""
-    merged: dict[str, Any] = _deep_copy(dict(data or {}))
+    merged: dict[str, Any] = copy.deepcopy(dict(data or {}))
     for text in overrides:
         key, value = parse_override(text)
         _set_dotted(merged, cls, key, value)
     return from_dict(cls, merged)
-
-
-def _deep_copy(d: Any) -> Any:
-    if isinstance(d, dict):
-        return {k: _deep_copy(v) for k, v in d.items()}
-    if isinstance(d, list):
-        return [_deep_copy(v) for v in d]
-    return d
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -343,12 +301,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 def load_config(
     cls: type[C], path: str | Path | None = None, overrides: typing.Iterable[str] = ()
 ) -> C:
-    """YAML file (optional) + dotted overrides -> one validated, frozen config object."""
-    return _from_file(cls, path, list(overrides))
-
-
-def _from_file(cls: type[C], path: str | Path | None, overrides: list[str]) -> C:
-    """``path``'s mapping + overrides; an error says which file the config came from."""
+    """YAML file (optional) + dotted overrides -> one validated, frozen config object; an error says
+    which file the config came from."""
+    overrides = list(overrides)
     data = load_yaml(path) if path else {}
     try:
         return apply_overrides(cls, data, overrides)
@@ -371,7 +326,7 @@ def config_from_args(cls: type[C], args: Any, flags: typing.Iterable[str] = ()) 
     stray = [o for o in overrides if "=" not in o]
     if stray:
         raise ConfigError(f"{stray[0]!r} is not a key=value override (nor a .yaml config file)")
-    return _from_file(cls, config, [*flags, *overrides])
+    return load_config(cls, config, [*flags, *overrides])
 
 
 def replace(cfg: C, **changes: Any) -> C:
@@ -420,7 +375,7 @@ def _name_order(cls: type) -> list[dataclasses.Field]:
 def describe(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
     """(key, type, default, help) rows for every field, recursing into sections."""
     rows = []
-    hints = _hints(cls)
+    hints = get_type_hints(cls)
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):

@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 
 from rl4rec.config import ConfigError
+from rl4rec.errors import NonFiniteError
 
 __all__ = [
     "Devices",
@@ -131,13 +132,10 @@ class Devices:
         norm = torch.nn.utils.clip_grad_norm_(params, grad_clip) if grad_clip else _total_norm(params)
         if not torch.isfinite(norm) and self._scaler is None:  # fp16: the scaler skips and rescales itself
             if not self.skip_nonfinite:
-                from rl4rec.errors import NonFiniteError
-
                 raise NonFiniteError("non-finite gradients (NaN/inf); the run stops with its last good checkpoint; skip_nonfinite=true skips such updates")
             optimizer.zero_grad(set_to_none=True)
             self.skipped += 1
-            return float(norm)
-        if self._scaler is not None:
+        elif self._scaler is not None:
             self._scaler.step(optimizer)
             self._scaler.update()
         else:

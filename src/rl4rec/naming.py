@@ -34,12 +34,10 @@ def _fmt(value: Any) -> str:
 
 
 def _get(cfg: Any, dotted: str) -> tuple[Any, dataclasses.Field]:
-    obj, fld = cfg, None
-    for part in dotted.split("."):
-        fld = next(f for f in dataclasses.fields(obj) if f.name == part)
-        obj = getattr(obj, part)
-    assert fld is not None
-    return obj, fld
+    *sections, name = dotted.split(".")
+    for part in sections:
+        cfg = getattr(cfg, part)
+    return getattr(cfg, name), next(f for f in dataclasses.fields(cfg) if f.name == name)
 
 
 def _token(key: str, value: Any, fld: dataclasses.Field) -> str:

@@ -10,19 +10,12 @@ from typing import TypeVar
 
 T = TypeVar("T")
 log = logging.getLogger("rl4rec.progress")
+EVERY_S = 10.0
 
 
-def track(
-    iterable: Iterable[T],
-    total: int | None = None,
-    desc: str = "",
-    enabled: bool = True,
-    every_s: float = 10.0,
-    unit: str = "it",
-) -> Iterator[T]:
-    """Iterate with a tqdm bar when stderr is a TTY, else log ``desc: i/total`` every ``every_s`` s."""
-    if total is None and hasattr(iterable, "__len__"):
-        total = len(iterable)  # type: ignore[arg-type]
+def track(iterable: Iterable[T], desc: str = "", enabled: bool = True, unit: str = "it") -> Iterator[T]:
+    """Iterate with a tqdm bar when stderr is a TTY, else log ``desc: i/total`` every ``EVERY_S`` s."""
+    total = len(iterable) if hasattr(iterable, "__len__") else None  # type: ignore[arg-type]
     if not enabled:
         yield from iterable
         return
@@ -36,10 +29,10 @@ def track(
     for i, item in enumerate(iterable, 1):
         yield item
         now = time.monotonic()
-        if now - last >= every_s:
+        if now - last >= EVERY_S:
             last = now
             rate = i / (now - start)
             of = f"/{total}" if total else ""
             log.info("%s: %d%s %s (%.1f %s/s)", desc or "progress", i, of, unit, rate, unit)
-    if i and time.monotonic() - start >= every_s:
+    if i and time.monotonic() - start >= EVERY_S:
         log.info("%s: done, %d %s in %.1fs", desc or "progress", i, unit, time.monotonic() - start)

@@ -32,7 +32,7 @@ import torch
 import yaml
 
 from rl4rec.allocator import keep_freed_memory
-from rl4rec.config import to_dict, to_plain
+from rl4rec.config import from_dict, load_yaml, to_dict
 from rl4rec.errors import InputError
 from rl4rec.naming import run_name
 from rl4rec.seeding import apply_threads, seed_everything
@@ -109,21 +109,13 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    _atomic_write(path, lambda fh: fh.write(data))
-
-
 def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
+    _atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
 def atomic_save_npy(path: Path, array) -> None:
     """``np.save`` to a temp file in the same directory, then rename (readers never see a partial file)."""
-    import io
-
-    buf = io.BytesIO()
-    np.save(buf, np.asarray(array), allow_pickle=False)
-    atomic_write_bytes(Path(path), buf.getvalue())
+    _atomic_write(Path(path), lambda fh: np.save(fh, np.asarray(array), allow_pickle=False))
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -185,13 +177,10 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     # A zombie (killed child not yet reaped) still answers kill(0); check /proc where it exists.
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.exists():
-        try:
-            return stat.read_text().split(")")[-1].split()[0] != "Z"
-        except OSError:
-            return True
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:  # no /proc here (macOS)
+        return True
 
 
 def read_status(run_dir: Path) -> dict[str, Any]:
@@ -226,12 +215,12 @@ def _same_config(stored: Any, cfg: Any, top: bool = True) -> bool:
         value = getattr(cfg, f.name)
         if f.name not in stored:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            if to_plain(value) != to_plain(default):
+            if to_dict(value) != to_dict(default):
                 return False
         elif dataclasses.is_dataclass(value):
             if not _same_config(stored[f.name], value, top=False):
                 return False
-        elif to_plain(value) != stored[f.name]:
+        elif to_dict(value) != stored[f.name]:
             return False
     return True
 
@@ -307,8 +296,7 @@ class Run:
             self._truncate_metrics(self.start_step)
             log.info("resuming %s from step %d", self.name, self.start_step)
         else:
-            for stale in ("metrics.jsonl",):
-                (self.dir / stale).unlink(missing_ok=True)
+            (self.dir / "metrics.jsonl").unlink(missing_ok=True)
 
         config = to_dict(cfg)
         atomic_write_text(self.dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
@@ -423,9 +411,8 @@ class Run:
     def write_result(self, name: str, result: Mapping[str, Any]) -> Path:
         """A JSON result file in the run directory (e.g. ``test_results.json``)."""
         path = self.dir / name
-        if self.follower:
-            return path
-        atomic_write_text(path, json.dumps(dict(result), indent=2))
+        if not self.follower:
+            atomic_write_text(path, json.dumps(dict(result), indent=2))
         return path
 
     # -- checkpoints ---------------------------------------------------------------------
@@ -520,8 +507,6 @@ def find_run(runs_dir: Path, name: str) -> Path:
 
 def config_of(cfg_cls: type, run_dir: Path) -> Any:
     """Rebuild a run's config object from its ``config.yaml``."""
-    from rl4rec.config import from_dict, load_yaml
-
     return from_dict(cfg_cls, load_yaml(run_dir / "config.yaml"))
 
 
@@ -538,5 +523,4 @@ __all__ = [
     "find_run",
     "read_status",
     "config_of",
-    "dataclasses",
 ]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import sys
+from collections import Counter
 from pathlib import Path
 
 
@@ -30,11 +32,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(f"no runs under {args.runs_dir}" + (f"/{args.experiment}" if args.experiment else ""))
         return 0
     width = max(len(f"{r['experiment']}/{r['name']}") for r in runs)
-    counts: dict[str, int] = {}
     for r in runs:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
         print(f"{(r['experiment'] + '/' + r['name']).ljust(width)}  {r['status']:<9} {_fmt_metric(r)}")
-    print("total: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    print("total: " + ", ".join(f"{n} {s}" for s, n in sorted(Counter(r["status"] for r in runs).items())))
     return 0
 
 
@@ -46,10 +46,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     print(f"# {run_dir}")
     print(f"status: {read_status(run_dir)['status']}")
     print((run_dir / "config.yaml").read_text().rstrip())
-    records = read_metrics(run_dir / "metrics.jsonl")
-    last: dict = {}
-    for r in records:
-        last.update({k: v for k, v in r.items() if k != "time"})
+    last = {k: v for r in read_metrics(run_dir / "metrics.jsonl") for k, v in r.items() if k != "time"}
     print("last metrics:")
     for key, value in last.items():
         print(f"  {key}: {value}")
@@ -73,12 +70,10 @@ def _cmd_stop(args: argparse.Namespace) -> int:
         status = read_status(run_dir)
         if status["status"] != "running":
             continue
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(int(status["pid"]), signal.SIGTERM)  # the run saves 'last' and exits cleanly
             stopped += 1
             print(f"stopping {run_dir}")
-        except ProcessLookupError:
-            pass
     print(f"sent stop to {stopped} run(s)")
     return 0
 

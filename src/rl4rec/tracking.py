@@ -17,14 +17,6 @@ from rl4rec.common import TrackingConfig
 from rl4rec.errors import InputError
 
 
-def _check_keys(metrics: Mapping[str, Any]) -> None:
-    for key in metrics:
-        if "/" not in key:
-            raise ValueError(
-                f"metric key {key!r} has no namespace; use e.g. 'train/{key}', 'eval/{key}', 'perf/{key}'"
-            )
-
-
 class JsonlTracker:
     """One JSON object per line: ``{"step": N, "time": t, "<ns>/<name>": value, ...}``."""
 
@@ -133,7 +125,6 @@ class Trackers:
         notes: str = "",
         resume_step: int | None = None,
     ):
-        self.cfg = cfg
         self.sinks: list[Any] = [JsonlTracker(run_dir / "metrics.jsonl")]
         for backend in cfg.backends:
             if backend == "tensorboard":
@@ -147,7 +138,9 @@ class Trackers:
                 raise ValueError(f"unknown tracker {backend!r}")
 
     def log(self, metrics: Mapping[str, Any], step: int) -> None:
-        _check_keys(metrics)
+        for key in metrics:
+            if "/" not in key:
+                raise ValueError(f"metric key {key!r} has no namespace; use e.g. 'train/{key}', 'eval/{key}', 'perf/{key}'")
         for sink in self.sinks:
             sink.log(metrics, step)
 

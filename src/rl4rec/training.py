@@ -31,6 +31,10 @@ import torch
 
 from rl4rec.common import RunConfig
 from rl4rec.config import ConfigError, field
+from rl4rec.devices import Devices, check_device_keys
+from rl4rec.errors import NonFiniteError
+from rl4rec.progress import track
+from rl4rec.runs import Run, StopRequested
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +54,6 @@ class DeviceConfig(RunConfig):
 
     def check(self) -> None:
         super().check()
-        from rl4rec.devices import check_device_keys
-
         check_device_keys(self.device, self.mixed_precision)
 
 
@@ -95,12 +97,8 @@ def default(owner: type, name: str, value: Any, help: str | None = None) -> Any:
     ``lr: float = default(TrainingConfig, "lr", 5e-3)`` changes the default only: the key stays
     declared (and checked) once.
     """
-    base = owner.__dataclass_fields__[name]
-    meta = dict(base.metadata)
-    if help:
-        meta["help"] = help
-    bounds = {k: meta[k] for k in ("ge", "gt", "le", "lt", "short")}
-    return field(value, meta["help"], **bounds)
+    meta = owner.__dataclass_fields__[name].metadata
+    return field(value, help or meta["help"], **{k: meta[k] for k in ("ge", "gt", "le", "lt", "short")})
 
 
 def check_rank_metric(metric: str, max_k: int | None = None, what: str = "beams") -> None:
@@ -206,11 +204,6 @@ def _state_of(value: Any) -> Any:
     return value.state_dict() if hasattr(value, "state_dict") else value
 
 
-def _initial_state(mode: str) -> dict[str, Any]:
-    return {"best": -math.inf if mode == "max" else math.inf, "best_step": 0, "bad": 0, "early_stopped": False,
-            "train_s": 0.0, "last_step": 0, "start_valid": None}
-
-
 def fit(cfg: LoopConfig, build, *, key_metric: str | None = None) -> dict[str, Any] | None:
     """Run a pipeline: ``build(run, devices) -> Task``; returns the result (``None`` when stopped).
 
@@ -218,10 +211,6 @@ def fit(cfg: LoopConfig, build, *, key_metric: str | None = None) -> dict[str, A
     ``steps_planned``, ``best_step``, ``best_valid``, ``early_stopped``, ``train_s``), the task's
     :meth:`~Task.test` and ``wall_s``; it is written to ``test_results.json``.
     """
-    from rl4rec.devices import Devices
-    from rl4rec.progress import track
-    from rl4rec.runs import Run, StopRequested
-
     t_start = time.perf_counter()
     dev = Devices(cfg.device, cfg.mixed_precision, skip_nonfinite=cfg.skip_nonfinite)
     run = Run(cfg, key_metric=key_metric, follower=not dev.is_main)
@@ -231,7 +220,8 @@ def fit(cfg: LoopConfig, build, *, key_metric: str | None = None) -> dict[str, A
         if dev.is_main:
             dev.wait()
         task = build(run, dev)
-        loop = _initial_state(task.select_mode)
+        loop = {"best": -math.inf if task.select_mode == "max" else math.inf, "best_step": 0, "bad": 0, "early_stopped": False,
+                "train_s": 0.0, "last_step": 0, "start_valid": None}
         if run.resume_state is not None:
             task.load_state_dict(run.resume_state["task"])
             loop.update(run.resume_state["loop"])
@@ -268,10 +258,8 @@ def fit(cfg: LoopConfig, build, *, key_metric: str | None = None) -> dict[str, A
             save(0, best=True, metrics=m0)
         done = loop["early_stopped"] or run.start_step >= total
         t_loop, steps_run = time.perf_counter(), 0
-        steps = range(run.start_step + 1, total + 1)
+        steps = range(run.start_step + 1, total + 1) if not done else range(0)
         for step in track(steps, desc=task.name, enabled=cfg.progress and dev.is_main and not done, unit=task.unit):
-            if done:
-                break
             if dev.any(run.stop_requested):  # SIGTERM on any process: every process saves and stops
                 run.request_stop()
                 if saved["step"] != step - 1:
@@ -328,8 +316,6 @@ def _check_finite(metrics: dict[str, Any], step: int, *, skipped_now: bool, last
     layer skipped this step's update (``skip_nonfinite``)."""
     bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v) and any(w in k for w in ("loss", "reward", "return"))]
     if bad and not skipped_now:
-        from rl4rec.errors import NonFiniteError
-
         kept = f"the last good checkpoint is {run_dir}/checkpoints/last.pt (step {last})" if last >= 0 else "no checkpoint was written yet"
         raise NonFiniteError(f"step {step}: non-finite {', '.join(bad)}; the run stops, {kept}; skip_nonfinite=true skips such updates instead")
 
