@@ -15,6 +15,7 @@ A run whose status says ``running`` but whose process is gone is reported as ``k
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -261,7 +262,8 @@ class Run:
         self.follower = follower
         self.resume_state: dict[str, Any] | None = None
         self.start_step = 0
-        self._stop = False
+        #: set by SIGTERM or :meth:`request_stop`: the loop saves and stops after the current step
+        self.stop_requested = False
         self._handlers: list[logging.Handler] = []
         self.trackers: Trackers | None = None
         self._last_metrics: dict[str, Any] = {}
@@ -442,17 +444,13 @@ class Run:
         self._last_metrics = {k: v for r in kept for k, v in r.items() if k != "time"}
 
     # -- stopping ------------------------------------------------------------------------
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop
-
     def request_stop(self) -> None:
         """Ask the loop to save and stop after the current step (what SIGTERM does)."""
-        self._stop = True
+        self.stop_requested = True
 
     def check_stop(self) -> None:
         """Call between steps; raises :class:`StopRequested` after SIGTERM so the loop can exit."""
-        if self._stop:
+        if self.stop_requested:
             raise StopRequested()
 
     def _install_signal_handlers(self) -> None:
@@ -460,12 +458,10 @@ class Run:
 
         def handler(signum, frame):  # noqa: ARG001
             log.warning("signal %d received: stopping %s after the current step", signum, self.name)
-            self._stop = True
+            self.stop_requested = True
 
-        try:
+        with contextlib.suppress(ValueError):  # not in the main thread (e.g. inside a Ray task): no handler
             self._old_handlers[signal.SIGTERM] = signal.signal(signal.SIGTERM, handler)
-        except ValueError:  # not in the main thread (e.g. inside a Ray task): no handler
-            pass
 
     def _restore_signal_handlers(self) -> None:
         for sig, old in getattr(self, "_old_handlers", {}).items():
