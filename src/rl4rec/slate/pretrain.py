@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 
 from rl4rec.config import ConfigError, field
+from rl4rec.slate.env.config import check_env_key, variant_config
 from rl4rec.slate.rankers.gems import GeMS, GeMSConfig
 from rl4rec.slate.rankers.mf import MFConfig, train_mf
 from rl4rec.slate.rankers.pretrain import PretrainConfig, pretrain_on_logs
@@ -34,22 +35,17 @@ class SlatePretrainConfig(DeviceConfig):
     gems: GeMSConfig = field(default_factory=GeMSConfig, help="GeMS architecture and loss")
     pretrain: PretrainConfig = field(default_factory=PretrainConfig, help="GeMS pretraining budget")
     mf: MFConfig = field(default_factory=MFConfig, help="MF hyperparameters")
+
     def check(self) -> None:
         super().check()
         if self.mixed_precision != "no":
             raise ConfigError("mixed_precision: slate pretraining computes in fp32 only; use mixed_precision=no")
-        from rl4rec.slate.env.config import check_env_name
-
-        try:
-            check_env_name(self.env)
-        except (KeyError, ValueError) as err:
-            raise ConfigError(f"env: {err}") from err
+        check_env_key(self.env)
 
 
 def pretrain_ranker(cfg: SlatePretrainConfig) -> dict:
     from rl4rec.devices import resolve_device
     from rl4rec.runs import Run, atomic_save_npy, atomic_torch_save
-    from rl4rec.slate.env.config import variant_config
     from rl4rec.slate.logs import cached_logs, load_logs
 
     seeds = cfg.seeds or (cfg.seed,)

@@ -24,6 +24,8 @@ from rl4rec.devices import default_device
 from rl4rec.metrics.stats import mean_ci
 from rl4rec.slate.agents import AgentConfig, ReferenceAgent, ReinforceAgent, SACAgent, SlateQAgent, WkNNAgent
 from rl4rec.slate.buffer import TrajectoryBuffer
+from rl4rec.slate.env.config import check_env_key, variant_config
+from rl4rec.slate.env.simulator import TopicRecSimulator
 from rl4rec.slate.loop import run_episodes
 from rl4rec.slate.nets import select_members
 from rl4rec.slate.rankers import GeMS, GeMSConfig, TopK
@@ -74,12 +76,7 @@ class SlateTrainConfig(LoopConfig):
             raise ConfigError("mixed_precision: slate training computes in fp32 only; use mixed_precision=no")
         if self.ranker not in AGENT_RANKERS[self.agent]:
             raise ConfigError(f"ranker: agent {self.agent!r} works with {', '.join(AGENT_RANKERS[self.agent])}, not {self.ranker!r}")
-        from rl4rec.slate.env.config import check_env_name
-
-        try:
-            check_env_name(self.env)
-        except (KeyError, ValueError) as err:
-            raise ConfigError(f"env: {err}") from err
+        check_env_key(self.env)
 
     @property
     def seed_list(self) -> tuple[int, ...]:
@@ -90,9 +87,6 @@ class SlateTrainConfig(LoopConfig):
 
 
 def make_sim(cfg: SlateTrainConfig, device: torch.device | str = "cpu"):
-    from rl4rec.slate.env.config import variant_config
-    from rl4rec.slate.env.simulator import TopicRecSimulator
-
     overrides = {"catalogue": cfg.embeddings} if cfg.embeddings else {}
     return TopicRecSimulator(variant_config(cfg.env, mode=cfg.env_mode, **overrides), device=device)
 
