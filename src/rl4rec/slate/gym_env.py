@@ -15,7 +15,6 @@ restarts it at user 0; later resets continue with the next users.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import gymnasium
@@ -199,8 +198,9 @@ class GeMSAction(gymnasium.ActionWrapper):
 def _gems_config(checkpoint: str, config_cls: type) -> Any:
     """The GeMS architecture of a pretraining run (its config.yaml's ``gems`` section), else the defaults."""
     from rl4rec.config import from_dict, load_yaml
+    from rl4rec.slate.pretrain import checkpoint_path
 
-    run_yaml = Path(checkpoint) / "config.yaml" if Path(checkpoint).is_dir() else Path(checkpoint).parent / "config.yaml"
+    run_yaml = checkpoint_path(checkpoint).parent / "config.yaml"  # the run folder, given or holding the .pt
     return from_dict(config_cls, load_yaml(run_yaml).get("gems", {})) if run_yaml.is_file() else config_cls()
 
 
