@@ -54,7 +54,7 @@ def setup(overrides: list[str], num_seeds: int):
 
     def episode(i: int) -> None:
         _, tr = run_episodes(agent, sim, torch.tensor([i]), num_seeds, population="train", deterministic=False, iteration=5000, record=True)
-        buf.add(tr.slates[:, 0], tr.clicks[:, 0], tr.actions[:, 0], tr.rewards[:, 0], tr.step_clicks[:, 0], None if tr.users is None else tr.users[:, 0])
+        buf.add(tr)
 
     return agent, buf, batch, episode
 

@@ -11,8 +11,13 @@ from collections.abc import Sequence
 
 import torch
 
+#: dtype ``sample`` hands a field out as, where it differs from the compact storage dtype
+SAMPLED_DTYPES = {"slates": torch.long, "clicks": torch.float32, "step_clicks": torch.float32}
+
 
 class TrajectoryBuffer:
+    FIELDS = ("slates", "clicks", "step_clicks", "actions", "rewards", "users")
+
     def __init__(
         self,
         num_members: int,
@@ -34,17 +39,15 @@ class TrajectoryBuffer:
         self.size = 0
         self._next = 0
 
-    def add(self, slates, clicks, actions, rewards, step_clicks, users=None) -> None:
-        """One trajectory per member: observations (S, T, K) x2, actions (S, T, *A), rewards (S, T),
-        the clicks each action received (S, T, K) [, user vectors after each turn (S, T, D)]."""
+    def add(self, traj) -> None:
+        """One trajectory per member: user 0 of :class:`~rl4rec.slate.loop.Trajectories` (S, B, T, ...),
+        i.e. observations (slates, clicks), actions, rewards, the clicks each action received
+        [, user vectors after each turn]."""
         i = self._next
-        self.slates[:, i] = slates.to(torch.int16)
-        self.clicks[:, i] = clicks.to(torch.uint8)
-        self.step_clicks[:, i] = step_clicks.to(torch.uint8)
-        self.actions[:, i] = actions
-        self.rewards[:, i] = rewards
-        if self.users is not None:
-            self.users[:, i] = users
+        for name in self.FIELDS:
+            store = getattr(self, name)
+            if store is not None:
+                store[:, i] = getattr(traj, name)[:, 0]  # cast to the storage dtype
         self._next = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -59,24 +62,18 @@ class TrajectoryBuffer:
             index = idx.view(s, batch, *([1] * (x.dim() - 2))).expand(s, batch, *x.shape[2:])
             return torch.gather(x, 1, index)
 
-        out = {
-            "slates": take(self.slates).long(),
-            "clicks": take(self.clicks).float(),
-            "step_clicks": take(self.step_clicks).float(),
-            "actions": take(self.actions),
-            "rewards": take(self.rewards),
-        }
-        if self.users is not None:
-            out["users"] = take(self.users)
+        out = {}
+        for name in self.FIELDS:
+            stored = getattr(self, name)
+            if stored is not None:
+                out[name] = take(stored).to(SAMPLED_DTYPES.get(name, stored.dtype))
         return out
-
-    _FIELDS = ("slates", "clicks", "step_clicks", "actions", "rewards", "users")
 
     def state_dict(self) -> dict:
         """The stored trajectories (only the filled part) and the write position."""
         n = self.size
         out = {"size": n, "next": self._next}
-        for name in self._FIELDS:
+        for name in self.FIELDS:
             value = getattr(self, name)
             if value is not None:
                 out[name] = value[:, :n].clone()
@@ -84,7 +81,7 @@ class TrajectoryBuffer:
 
     def load_state_dict(self, state: dict) -> None:
         n = state["size"]
-        for name in self._FIELDS:
+        for name in self.FIELDS:
             if name in state:
                 getattr(self, name)[:, :n] = state[name]
         self.size, self._next = n, state["next"]

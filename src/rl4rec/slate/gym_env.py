@@ -15,7 +15,6 @@ restarts it at user 0; later resets continue with the next users.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import gymnasium
@@ -25,22 +24,6 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from rl4rec.slate.env.config import POPULATIONS, VARIANTS, TopicRecConfig, variant_config
-
-
-def _simulator(config: TopicRecConfig, device: str):
-    from rl4rec.slate.env.simulator import TopicRecSimulator  # torch is imported on first use only
-
-    return TopicRecSimulator(config, device=device)
-
-
-def _build_config(config: TopicRecConfig | None, variant: str, mode: str, embeddings: str | None, overrides: dict) -> TopicRecConfig:
-    if config is not None:
-        if overrides or embeddings:
-            raise ValueError("pass either config or variant/mode/embeddings/overrides, not both")
-        return config
-    if embeddings is not None:
-        overrides = {**overrides, "catalogue": str(embeddings)}
-    return variant_config(variant, mode=mode, **overrides)
 
 
 def observation_space(num_items: int, rec_size: int) -> spaces.Dict:
@@ -78,36 +61,16 @@ def _numpy_info(info: dict) -> dict[str, np.ndarray]:
     return {k: v.cpu().numpy().copy() for k, v in info.items()}  # fresh arrays: callers may keep them
 
 
-class _Users:
-    """User bookkeeping shared by both front-ends: seed, next user index, population."""
-
-    def __init__(self, sim: Any, population: str) -> None:
-        if population not in POPULATIONS:
-            raise ValueError(f"population {population!r} is not one of {', '.join(POPULATIONS)}")
-        self.sim, self.population, self.seed, self.next_user = sim, population, None, 0
-
-    def reset(self, count: int, seed: int | None, options: dict | None) -> tuple[dict, dict]:
-        options = dict(options or {})
-        unknown = set(options) - {"user_offset", "population"}
-        if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; valid: user_offset, population")
-        if seed is not None:
-            self.seed, self.next_user = int(seed), 0
-        self.next_user = int(options.get("user_offset", self.next_user))
-        self.population = options.get("population", self.population)
-        obs, info = self.sim.reset(count, seed=self.seed, user_offset=self.next_user, population=self.population)
-        self.next_user += count
-        return obs, info
+def _first(batch: dict[str, np.ndarray]) -> dict[str, Any]:
+    return {k: v[0] for k, v in batch.items()}
 
 
-class TopicRecVectorEnv(VectorEnv):
-    """``num_envs`` users stepped together; all end after ``episode_length`` steps (lockstep)."""
-
-    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+class _FrontEnd:
+    """What both front-ends share: the simulator, its (single-user) spaces, the slot-id convention
+    and the user bookkeeping (seed, next user index, population)."""
 
     def __init__(
         self,
-        num_envs: int = 1,
         variant: str = "focused_topdown",
         mode: str = "faithful",
         *,
@@ -118,25 +81,66 @@ class TopicRecVectorEnv(VectorEnv):
         oracle_slot: OracleSlot = "last",
         **overrides: Any,
     ) -> None:
-        self.sim = _simulator(_build_config(config, variant, mode, embeddings, overrides), device)
-        self.num_envs, self.oracle_slot = int(num_envs), oracle_slot
-        n, k = self.sim.num_items, self.sim.rec_size
-        self.single_observation_space = observation_space(n, k)
-        self.single_action_space = action_space(n, k, oracle_slot)
+        if config is not None:
+            if overrides or embeddings:
+                raise ValueError("pass either config or variant/mode/embeddings/overrides, not both")
+        else:
+            if embeddings is not None:
+                overrides = {**overrides, "catalogue": str(embeddings)}
+            config = variant_config(variant, mode=mode, **overrides)
+        from rl4rec.slate.env.simulator import TopicRecSimulator  # torch is imported on first use only
+
+        self.sim = TopicRecSimulator(config, device=device)
+        self.oracle_slot = oracle_slot
+        self.observation_space = observation_space(self.sim.num_items, self.sim.rec_size)
+        self.action_space = action_space(self.sim.num_items, self.sim.rec_size, oracle_slot)
+        if population not in POPULATIONS:
+            raise ValueError(f"population {population!r} is not one of {', '.join(POPULATIONS)}")
+        self._population, self._user_seed, self._next_user = population, None, 0
+
+    def _reset_users(self, count: int, seed: int | None, options: dict | None) -> tuple[dict, dict]:
+        options = dict(options or {})
+        unknown = set(options) - {"user_offset", "population"}
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; valid: user_offset, population")
+        if seed is not None:
+            self._user_seed, self._next_user = int(seed), 0
+        self._next_user = int(options.get("user_offset", self._next_user))
+        self._population = options.get("population", self._population)
+        obs, info = self.sim.reset(
+            count, seed=self._user_seed, user_offset=self._next_user, population=self._population
+        )
+        self._next_user += count
+        return obs, info
+
+
+class TopicRecVectorEnv(_FrontEnd, VectorEnv):
+    """``num_envs`` users stepped together; all end after ``episode_length`` steps (lockstep).
+
+    The other arguments are those of :class:`TopicRecEnv`.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+
+    def __init__(
+        self, num_envs: int = 1, variant: str = "focused_topdown", mode: str = "faithful", **kwargs: Any
+    ) -> None:
+        super().__init__(variant, mode, **kwargs)
+        self.num_envs = int(num_envs)
+        self.single_observation_space, self.single_action_space = self.observation_space, self.action_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._users = _Users(self.sim, population)
         self._autoreset = False
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        obs, info = self._users.reset(self.num_envs, seed, options)
+        obs, info = self._reset_users(self.num_envs, seed, options)
         self._autoreset = False
         return _numpy_obs(obs), _numpy_info(info)
 
     def step(self, actions):
         if self._autoreset:  # next-step autoreset: this call's actions are ignored
-            obs, info = self._users.reset(self.num_envs, None, None)
+            obs, info = self._reset_users(self.num_envs, None, None)
             self._autoreset = False
             zeros = np.zeros(self.num_envs, dtype=bool)
             return _numpy_obs(obs), np.zeros(self.num_envs), zeros, zeros.copy(), _numpy_info(info)
@@ -147,38 +151,19 @@ class TopicRecVectorEnv(VectorEnv):
         return _numpy_obs(obs), reward.cpu().numpy().astype(np.float64), terminated, truncated, _numpy_info(info)
 
 
-class TopicRecEnv(gymnasium.Env):
+class TopicRecEnv(_FrontEnd, gymnasium.Env):
     """One simulated user at a time (the batched simulator with B = 1)."""
 
     metadata = {"render_modes": []}
 
-    def __init__(
-        self,
-        variant: str = "focused_topdown",
-        mode: str = "faithful",
-        *,
-        config: TopicRecConfig | None = None,
-        embeddings: str | None = None,
-        population: str = "train",
-        device: str = "cpu",
-        oracle_slot: OracleSlot = "last",
-        **overrides: Any,
-    ) -> None:
-        self.sim = _simulator(_build_config(config, variant, mode, embeddings, overrides), device)
-        self.oracle_slot = oracle_slot
-        self.observation_space = observation_space(self.sim.num_items, self.sim.rec_size)
-        self.action_space = action_space(self.sim.num_items, self.sim.rec_size, oracle_slot)
-        self._users = _Users(self.sim, population)
-
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        obs, info = self._users.reset(1, seed, options)
-        return {k: v[0] for k, v in _numpy_obs(obs).items()}, {k: v[0] for k, v in _numpy_info(info).items()}
+        obs, info = self._reset_users(1, seed, options)
+        return _first(_numpy_obs(obs)), _first(_numpy_info(info))
 
     def step(self, action):
         obs, reward, done, info = self.sim.step(to_simulator(action, self.sim.num_items, self.oracle_slot).reshape(1, -1))
-        obs = {k: v[0] for k, v in _numpy_obs(obs).items()}
-        return obs, float(reward[0]), bool(done), False, {k: v[0] for k, v in _numpy_info(info).items()}
+        return _first(_numpy_obs(obs)), float(reward[0]), bool(done), False, _first(_numpy_info(info))
 
 
 class GeMSAction(gymnasium.ActionWrapper):
@@ -213,8 +198,9 @@ class GeMSAction(gymnasium.ActionWrapper):
 def _gems_config(checkpoint: str, config_cls: type) -> Any:
     """The GeMS architecture of a pretraining run (its config.yaml's ``gems`` section), else the defaults."""
     from rl4rec.config import from_dict, load_yaml
+    from rl4rec.slate.pretrain import checkpoint_path
 
-    run_yaml = Path(checkpoint) / "config.yaml" if Path(checkpoint).is_dir() else Path(checkpoint).parent / "config.yaml"
+    run_yaml = checkpoint_path(checkpoint).parent / "config.yaml"  # the run folder, given or holding the .pt
     return from_dict(config_cls, load_yaml(run_yaml).get("gems", {})) if run_yaml.is_file() else config_cls()
 
 

@@ -123,6 +123,13 @@ def generate_logs(
     return LoggedData(slates, clicks, meta, out_dir)
 
 
+def cached_logs(out_dir: Path, config: TopicRecConfig, sessions: int, *, seed: int, progress: bool = True) -> LoggedData:
+    """The dataset already in ``out_dir`` (a resumed run), else ``sessions`` new ones generated there."""
+    if (out_dir / META).exists():
+        return load_logs(out_dir, env=config.variant)
+    return generate_logs(config, sessions, out_dir, seed=seed, progress=progress, overwrite=True)
+
+
 def _stats(slates: np.ndarray, clicks: np.ndarray) -> dict[str, Any]:
     returns = clicks.sum(axis=(1, 2), dtype=np.int64)
     ordered = np.sort(slates[:1000].reshape(-1, slates.shape[2]), axis=1)

@@ -28,12 +28,8 @@ def _uniform(shape: Sequence[int], bound: float, gens: list[torch.Generator]) ->
 
 def member_generators(seeds: Sequence[int], salt: str) -> list[torch.Generator]:
     """One generator per ensemble member, keyed by (seed, salt) so each module differs."""
-    out = []
-    for seed in seeds:
-        g = torch.Generator()
-        g.manual_seed((int(seed) * 1_000_003 + sum(ord(c) * 31**i for i, c in enumerate(salt))) % (2**63 - 1))
-        out.append(g)
-    return out
+    salt_hash = sum(ord(c) * 31**i for i, c in enumerate(salt))
+    return [torch.Generator().manual_seed((int(seed) * 1_000_003 + salt_hash) % (2**63 - 1)) for seed in seeds]
 
 
 class EnsembleLinear(nn.Module):
@@ -93,13 +89,10 @@ class EnsembleMLP(nn.Module):
 class EnsembleEmbedding(nn.Module):
     """S item tables (S, N, D), initialised N(0, 1) like ``nn.Embedding``."""
 
-    def __init__(self, seeds: Sequence[int], num: int, dim: int, salt: str, init: torch.Tensor | None = None):
+    def __init__(self, seeds: Sequence[int], num: int, dim: int, salt: str):
         super().__init__()
-        if init is not None:
-            weight = init.detach().float().unsqueeze(0).repeat(len(seeds), 1, 1)
-        else:
-            weight = torch.stack([torch.randn(num, dim, generator=g) for g in member_generators(seeds, salt)])
-        self.weight = nn.Parameter(weight)
+        gens = member_generators(seeds, salt)
+        self.weight = nn.Parameter(torch.stack([torch.randn(num, dim, generator=g) for g in gens]))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """ids (S, ...) -> (S, ..., D).
@@ -144,11 +137,10 @@ class EnsembleGRU(nn.Module):
         n = torch.tanh(gi[..., 2 * hid :] + rz[..., :hid] * gh[..., 2 * hid :])
         return torch.lerp(n, h, rz[..., hid:])  # (1 - z) n + z h, as the sequence node computes it
 
-    def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
-        """x (S, B, T, in) -> hidden states (S, B, T, H)."""
-        s, b, _, _ = x.shape
-        h = h0 if h0 is not None else x.new_zeros(s, b, self.hidden)
-        return gru_sequence(self.input_proj(x), h, self.w_hh, self.b_hh)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (S, B, T, in) -> hidden states (S, B, T, H), from a zero initial state."""
+        h0 = x.new_zeros(x.shape[0], x.shape[1], self.hidden)
+        return gru_sequence(self.input_proj(x), h0, self.w_hh, self.b_hh)
 
 
 @contextmanager
@@ -164,6 +156,26 @@ def frozen(*modules: nn.Module) -> Iterator[None]:
     finally:
         for p, flag in zip(params, before, strict=True):
             p.requires_grad_(flag)
+
+
+def descend(opt: torch.optim.Optimizer, losses: torch.Tensor) -> None:
+    """One optimizer step on the sum of per-member losses: members' gradients stay independent
+    (Adam is elementwise)."""
+    opt.zero_grad(set_to_none=True)
+    losses.sum().backward()
+    opt.step()
+
+
+def select_members(mask: torch.Tensor, state: dict[str, torch.Tensor], into: dict[str, torch.Tensor]) -> dict:
+    """State dict with the members in ``mask`` (S,) taken from ``state`` and the others from ``into``;
+    entries without the leading member dim S are copied from ``state``."""
+    out = {}
+    for key, value in state.items():
+        if value.dim() == 0 or value.shape[0] != mask.shape[0]:
+            out[key] = value.clone()
+        else:
+            out[key] = torch.where(mask.view(-1, *([1] * (value.dim() - 1))), value, into[key])
+    return out
 
 
 def polyak(target: nn.Module, source: nn.Module, tau: float) -> None:

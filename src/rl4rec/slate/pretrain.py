@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
 
 from rl4rec.config import ConfigError, field
+from rl4rec.slate.env.config import check_env_key, variant_config
 from rl4rec.slate.rankers.gems import GeMS, GeMSConfig
 from rl4rec.slate.rankers.mf import MFConfig, train_mf
-from rl4rec.slate.rankers.pretrain import PretrainConfig, pretrain_gems
+from rl4rec.slate.rankers.pretrain import PretrainConfig, pretrain_on_logs
 from rl4rec.training import DeviceConfig
 
 
@@ -35,34 +35,27 @@ class SlatePretrainConfig(DeviceConfig):
     gems: GeMSConfig = field(default_factory=GeMSConfig, help="GeMS architecture and loss")
     pretrain: PretrainConfig = field(default_factory=PretrainConfig, help="GeMS pretraining budget")
     mf: MFConfig = field(default_factory=MFConfig, help="MF hyperparameters")
+
     def check(self) -> None:
         super().check()
         if self.mixed_precision != "no":
             raise ConfigError("mixed_precision: slate pretraining computes in fp32 only; use mixed_precision=no")
-        from rl4rec.slate.env.config import check_env_name
-
-        try:
-            check_env_name(self.env)
-        except (KeyError, ValueError) as err:
-            raise ConfigError(f"env: {err}") from err
+        check_env_key(self.env)
 
 
 def pretrain_ranker(cfg: SlatePretrainConfig) -> dict:
     from rl4rec.devices import resolve_device
     from rl4rec.runs import Run, atomic_save_npy, atomic_torch_save
-    from rl4rec.slate.env.config import variant_config
-    from rl4rec.slate.logs import generate_logs, load_logs
+    from rl4rec.slate.logs import cached_logs, load_logs
 
     seeds = cfg.seeds or (cfg.seed,)
     device = resolve_device(cfg.device)
     with Run(cfg, key_metric="eval/gems_val_loss" if cfg.ranker == "gems" else "eval/mf_val_loss") as run:
         if cfg.logs:
             logs = load_logs(cfg.logs, env=cfg.env)
-        elif (run.dir / "logs" / "meta.json").exists():
-            logs = load_logs(run.dir / "logs", env=cfg.env)
         else:
             env_cfg = variant_config(cfg.env, mode=cfg.env_mode)
-            logs = generate_logs(env_cfg, cfg.pretrain.sessions, run.dir / "logs", seed=cfg.pretrain.logs_seed, progress=cfg.progress, overwrite=True)
+            logs = cached_logs(run.dir / "logs", env_cfg, cfg.pretrain.sessions, seed=cfg.pretrain.logs_seed, progress=cfg.progress)
         num_items = int(logs.meta["num_items"])
         if cfg.ranker == "mf":
             table, summary = train_mf(np.asarray(logs.slates), np.asarray(logs.clicks), num_items, cfg.mf, seed=cfg.seed, progress=cfg.progress, device=device)
@@ -70,16 +63,10 @@ def pretrain_ranker(cfg: SlatePretrainConfig) -> dict:
             atomic_save_npy(path, table.astype(np.float32))
             result = {"eval/mf_val_loss": summary["best_val_loss"], "mf_embeddings": str(path), **summary}
         else:
-            slates = torch.from_numpy(np.asarray(logs.slates).astype(np.int64))
-            clicks = torch.from_numpy(np.asarray(logs.clicks).astype(np.float32))
-            gems = GeMS(seeds, num_items, slates.shape[-1], cfg.gems).to(device)  # initialised on the CPU, the same on every device
-            slates, clicks = slates.to(device), clicks.to(device)
-            history = pretrain_gems(
-                gems, slates, clicks, cfg.pretrain, seed=seeds[0], log_fn=run.log_metrics, progress=cfg.progress, check_stop=run.check_stop
+            gems = GeMS(seeds, num_items, logs.slates.shape[-1], cfg.gems).to(device)  # initialised on the CPU, the same on every device
+            history, center, scale = pretrain_on_logs(
+                gems, logs, cfg.pretrain, seed=seeds[0], log_fn=run.log_metrics, progress=cfg.progress, check_stop=run.check_stop
             )
-            m = min(cfg.pretrain.bounds_sessions, slates.shape[0])
-            k, s = slates.shape[-1], len(seeds)
-            center, scale = gems.action_bounds(slates[:m].reshape(1, -1, k).expand(s, -1, -1), clicks[:m].reshape(1, -1, k).expand(s, -1, -1))
             path = run.dir / "gems.pt"
             weights = {k: v.cpu() for k, v in gems.state_dict().items()}
             atomic_torch_save({"gems": weights, "center": center.cpu(), "scale": scale.cpu(), "seeds": list(seeds), "env": cfg.env}, path)

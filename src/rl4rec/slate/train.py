@@ -24,9 +24,12 @@ from rl4rec.devices import default_device
 from rl4rec.metrics.stats import mean_ci
 from rl4rec.slate.agents import AgentConfig, ReferenceAgent, ReinforceAgent, SACAgent, SlateQAgent, WkNNAgent
 from rl4rec.slate.buffer import TrajectoryBuffer
+from rl4rec.slate.env.config import check_env_key, variant_config
+from rl4rec.slate.env.simulator import TopicRecSimulator
 from rl4rec.slate.loop import run_episodes
+from rl4rec.slate.nets import select_members
 from rl4rec.slate.rankers import GeMS, GeMSConfig, TopK
-from rl4rec.slate.rankers.pretrain import PretrainConfig, pretrain_gems
+from rl4rec.slate.rankers.pretrain import PretrainConfig, pretrain_on_logs
 from rl4rec.training import DeviceConfig, LoopConfig, Task, default, fit
 
 log = logging.getLogger(__name__)
@@ -73,12 +76,7 @@ class SlateTrainConfig(LoopConfig):
             raise ConfigError("mixed_precision: slate training computes in fp32 only; use mixed_precision=no")
         if self.ranker not in AGENT_RANKERS[self.agent]:
             raise ConfigError(f"ranker: agent {self.agent!r} works with {', '.join(AGENT_RANKERS[self.agent])}, not {self.ranker!r}")
-        from rl4rec.slate.env.config import check_env_name
-
-        try:
-            check_env_name(self.env)
-        except (KeyError, ValueError) as err:
-            raise ConfigError(f"env: {err}") from err
+        check_env_key(self.env)
 
     @property
     def seed_list(self) -> tuple[int, ...]:
@@ -89,9 +87,6 @@ class SlateTrainConfig(LoopConfig):
 
 
 def make_sim(cfg: SlateTrainConfig, device: torch.device | str = "cpu"):
-    from rl4rec.slate.env.config import variant_config
-    from rl4rec.slate.env.simulator import TopicRecSimulator
-
     overrides = {"catalogue": cfg.embeddings} if cfg.embeddings else {}
     return TopicRecSimulator(variant_config(cfg.env, mode=cfg.env_mode, **overrides), device=device)
 
@@ -132,21 +127,12 @@ def build_gems(
             raise ValueError(f"GeMS checkpoint was trained for seeds {state['seeds']}, this run needs {list(seeds)}")
         gems.load_state_dict(state["gems"])
         return gems, state["center"].to(sim.device), state["scale"].to(sim.device)
-    from rl4rec.slate.logs import generate_logs, load_logs
+    from rl4rec.slate.logs import cached_logs
 
     if logs_dir is None:
         raise ValueError("build_gems needs logs_dir to pretrain inline")
-    if (logs_dir / "meta.json").exists():
-        logs = load_logs(logs_dir, env=cfg.env)
-    else:
-        logs = generate_logs(sim.config, cfg.pretrain.sessions, logs_dir, seed=cfg.pretrain.logs_seed, progress=cfg.progress, overwrite=True)
-    slates = torch.from_numpy(logs.slates.astype(np.int64)).to(sim.device)
-    clicks = torch.from_numpy(logs.clicks.astype(np.float32)).to(sim.device)
-    pretrain_gems(gems, slates, clicks, cfg.pretrain, seed=seeds[0], log_fn=log_fn, progress=cfg.progress, check_stop=check_stop)
-    m = min(cfg.pretrain.bounds_sessions, slates.shape[0])
-    k = slates.shape[-1]
-    s = len(seeds)
-    center, scale = gems.action_bounds(slates[:m].reshape(1, -1, k).expand(s, -1, -1), clicks[:m].reshape(1, -1, k).expand(s, -1, -1))
+    logs = cached_logs(logs_dir, sim.config, cfg.pretrain.sessions, seed=cfg.pretrain.logs_seed, progress=cfg.progress)
+    _, center, scale = pretrain_on_logs(gems, logs, cfg.pretrain, seed=seeds[0], log_fn=log_fn, progress=cfg.progress, check_stop=check_stop)
     return gems, center, scale
 
 
@@ -218,18 +204,6 @@ class UserStreams:
 # --------------------------------------------------------------------------- protocol
 
 
-def _member_slice(state: dict[str, torch.Tensor], mask: torch.Tensor, into: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Copy the parameters of the members in ``mask`` from ``state`` into ``into`` (leading dim S)."""
-    out = {}
-    for key, value in state.items():
-        if value.dim() == 0 or value.shape[0] != mask.shape[0]:
-            out[key] = value.clone()
-        else:
-            m = mask.view(-1, *([1] * (value.dim() - 1)))
-            out[key] = torch.where(m, value, into[key])
-    return out
-
-
 def evaluate(agent, sim, streams_ids: tuple[torch.Tensor, str], num_members: int) -> torch.Tensor:
     """Mean return per member (S,) of the deterministic policy on the given users."""
     ids, population = streams_ids
@@ -286,7 +260,7 @@ class SlateTask(Task):
         returns, traj = run_episodes(
             agent, self.sim, ids, len(self.seeds), population=population, deterministic=False, random_phase=it < cfg.random_steps, iteration=it, record=True
         )
-        self.buffer.add(traj.slates[:, 0], traj.clicks[:, 0], traj.actions[:, 0], traj.rewards[:, 0], traj.step_clicks[:, 0], None if traj.users is None else traj.users[:, 0])
+        self.buffer.add(traj)
         metrics = {"train/return": returns.mean().item()}
         batch_size = 1 if agent.on_policy else cfg.batch_size
         if agent.should_update(it, cfg.random_steps, self.buffer.size, batch_size):
@@ -301,7 +275,7 @@ class SlateTask(Task):
     def select(self, metrics: dict[str, float], best: float) -> bool:
         """Each seed keeps the parameters of its own best validation; a new best for any seed counts."""
         improved = self._val > self.best_val
-        self.best_state = _member_slice(self.agent.state_dict(), improved, self.best_state)
+        self.best_state = select_members(improved, self.agent.state_dict(), self.best_state)
         self.best_val = torch.maximum(self.best_val, self._val)
         return bool(improved.any())
 

@@ -52,6 +52,8 @@ class SlateAgent(nn.Module):
     #: saves exactly these (tested against the agent's attributes)
     OPTIMIZERS: tuple[str, ...] = ()
     GENERATORS: tuple[str, ...] = ("generator",)
+    #: attribute holding the belief encoder that tracks the acting state
+    BELIEF = "actor_belief"
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {name: getattr(self, name) for name in self.OPTIMIZERS}
@@ -76,7 +78,12 @@ class SlateAgent(nn.Module):
         return self
 
     def begin(self, obs: dict[str, torch.Tensor]) -> Any:
-        raise NotImplementedError
+        """Acting state from the reset observation (the first step of the acting belief)."""
+        return getattr(self, self.BELIEF).step(None, obs["slate"], obs["clicks"])
+
+    def observe(self, state: Any, obs: dict[str, torch.Tensor] | None) -> Any:
+        """Acting state after ``obs``; ``None`` (first turn: ``begin`` has seen it) keeps ``state``."""
+        return state if obs is None else getattr(self, self.BELIEF).step(state, obs["slate"], obs["clicks"])
 
     def act(
         self, state: Any, obs: dict[str, torch.Tensor], *, deterministic: bool, random_phase: bool, iteration: int, sim: Any
@@ -111,8 +118,3 @@ def first_click(slates: torch.Tensor, clicks: torch.Tensor) -> tuple[torch.Tenso
     k = clicks.shape[-1]
     slot = torch.where(clicked, torch.arange(k), torch.full_like(slates, k)).amin(-1).clamp(max=k - 1)
     return slates.gather(-1, slot.unsqueeze(-1)).squeeze(-1), clicked.any(-1)
-
-
-def sum_members(losses: torch.Tensor) -> torch.Tensor:
-    """Sum of per-member losses: members' gradients stay independent (Adam is elementwise)."""
-    return losses.sum()

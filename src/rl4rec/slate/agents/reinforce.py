@@ -12,16 +12,9 @@ from collections.abc import Sequence
 
 import torch
 
-from rl4rec.slate.agents.base import (
-    AgentConfig,
-    SlateAgent,
-    discounted_returns,
-    first_click,
-    sum_members,
-    uniform_slates,
-)
+from rl4rec.slate.agents.base import AgentConfig, SlateAgent, discounted_returns, first_click, uniform_slates
 from rl4rec.slate.belief import BeliefEncoder
-from rl4rec.slate.nets import EnsembleMLP
+from rl4rec.slate.nets import EnsembleMLP, descend
 
 
 class ReinforceAgent(SlateAgent):
@@ -39,13 +32,9 @@ class ReinforceAgent(SlateAgent):
         self.opt = torch.optim.Adam([*self.policy.parameters(), *self.actor_belief.parameters()], lr=cfg.lr_pi)
         self.generator = torch.Generator().manual_seed(int(seeds[0]) + 29)
 
-    def begin(self, obs):
-        return self.actor_belief.step(None, obs["slate"], obs["clicks"])
-
     @torch.no_grad()
     def act(self, state, obs, *, deterministic, random_phase, iteration, sim):
-        if obs is not None:
-            state = self.actor_belief.step(state, obs["slate"], obs["clicks"])
+        state = self.observe(state, obs)
         s, b = state.shape[:2]
         if random_phase:
             slates = uniform_slates((s, b, self.rec_size), self.num_items, self.generator)
@@ -76,7 +65,5 @@ class ReinforceAgent(SlateAgent):
 
     def update(self, batch, iteration):
         loss = self.loss(batch)
-        self.opt.zero_grad(set_to_none=True)
-        sum_members(loss).backward()
-        self.opt.step()
+        descend(self.opt, loss)
         return {"losses/pi": loss.mean().item()}

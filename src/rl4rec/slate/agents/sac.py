@@ -15,9 +15,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from rl4rec.slate.agents.base import AgentConfig, SlateAgent, sum_members
+from rl4rec.slate.agents.base import AgentConfig, SlateAgent
 from rl4rec.slate.belief import BeliefEncoder
-from rl4rec.slate.nets import EnsembleMLP, frozen, polyak
+from rl4rec.slate.nets import EnsembleMLP, descend, frozen, polyak
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 
@@ -46,9 +46,7 @@ class SACAgent(SlateAgent):
         self.policy = EnsembleMLP(seeds, cfg.state_dim, cfg.hidden, 2 * a, "sac/policy")
         self.q1 = EnsembleMLP(seeds, cfg.state_dim + a, cfg.hidden, 1, "sac/q1")
         self.q2 = EnsembleMLP(seeds, cfg.state_dim + a, cfg.hidden, 1, "sac/q2")
-        self.q1_target, self.q2_target = copy.deepcopy(self.q1), copy.deepcopy(self.q2)
-        for p in [*self.q1_target.parameters(), *self.q2_target.parameters()]:
-            p.requires_grad_(False)
+        self.q1_target, self.q2_target = (copy.deepcopy(q).requires_grad_(False) for q in (self.q1, self.q2))
         init = math.log(cfg.alpha) if cfg.fix_alpha_init else 0.0
         self.log_alpha = torch.nn.Parameter(torch.full((len(seeds),), init))
         self.target_entropy = -float(a)
@@ -89,13 +87,9 @@ class SACAgent(SlateAgent):
         return self.log_alpha.exp().detach()
 
     # -- acting --------------------------------------------------------------------------
-    def begin(self, obs):
-        return self.actor_belief.step(None, obs["slate"], obs["clicks"])
-
     @torch.no_grad()
     def act(self, state, obs, *, deterministic, random_phase, iteration, sim):
-        if obs is not None:
-            state = self.actor_belief.step(state, obs["slate"], obs["clicks"])
+        state = self.observe(state, obs)
         if random_phase:  # uniform over the middle half of the box (spec §3.4)
             s, b = state.shape[:2]
             u = torch.rand(s, b, self.center.shape[-1], generator=self.generator)
@@ -150,19 +144,13 @@ class SACAgent(SlateAgent):
         s_crit, s_act = self.encode(batch)
         alpha = self.alpha()
         q_loss, q1 = self.q_loss(batch, s_crit, s_act, alpha)
-        self.q_opt.zero_grad(set_to_none=True)
-        sum_members(q_loss).backward()
-        self.q_opt.step()
+        descend(self.q_opt, q_loss)
         pi_loss, logp = self.policy_loss(s_crit, s_act, alpha)
-        self.pi_opt.zero_grad(set_to_none=True)
-        sum_members(pi_loss).backward()
-        self.pi_opt.step()
+        descend(self.pi_opt, pi_loss)
         metrics = {"losses/q": q_loss.mean().item(), "losses/pi": pi_loss.mean().item(), "train/q1": q1.mean().item()}
         if self.cfg.auto_entropy:
             a_loss = self.alpha_loss(logp)
-            self.alpha_opt.zero_grad(set_to_none=True)
-            sum_members(a_loss).backward()
-            self.alpha_opt.step()
+            descend(self.alpha_opt, a_loss)
             metrics["losses/alpha"] = a_loss.mean().item()
         polyak(self.q1_target, self.q1, self.cfg.tau)
         polyak(self.q2_target, self.q2, self.cfg.tau)

@@ -17,13 +17,14 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from rl4rec.slate.agents.base import AgentConfig, SlateAgent, first_click, sum_members, uniform_slates
+from rl4rec.slate.agents.base import AgentConfig, SlateAgent, first_click, uniform_slates
 from rl4rec.slate.belief import BeliefEncoder
-from rl4rec.slate.nets import EnsembleMLP, polyak
+from rl4rec.slate.nets import EnsembleMLP, descend, polyak
 
 
 class SlateQAgent(SlateAgent):
     OPTIMIZERS = ("opt",)
+    BELIEF = "critic_belief"
 
     action_dtype = torch.int16
     needs_users = True
@@ -34,22 +35,16 @@ class SlateQAgent(SlateAgent):
         self.action_shape = (rec_size,)
         self.critic_belief = BeliefEncoder(seeds, num_items, rec_size, cfg.belief_item_dim, cfg.state_dim, "critic")
         self.q = EnsembleMLP(seeds, cfg.state_dim, cfg.hidden, num_items, "slateq/q")
-        self.q_target = copy.deepcopy(self.q)
-        for p in self.q_target.parameters():
-            p.requires_grad_(False)
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.opt = torch.optim.Adam([*self.q.parameters(), *self.critic_belief.parameters()], lr=cfg.lr_q)
         self.generator = torch.Generator().manual_seed(int(seeds[0]) + 31)
 
     def epsilon(self, iteration: int) -> float:
         return 0.01 + 0.99 * math.exp(-iteration / self.cfg.slateq_eps_decay)
 
-    def begin(self, obs):
-        return self.critic_belief.step(None, obs["slate"], obs["clicks"])
-
     @torch.no_grad()
     def act(self, state, obs, *, deterministic, random_phase, iteration, sim):
-        if obs is not None:
-            state = self.critic_belief.step(state, obs["slate"], obs["clicks"])
+        state = self.observe(state, obs)
         s, b = state.shape[:2]
         rel = sim.relevances().reshape(s, b, -1)  # privileged: the simulator's current relevances
         greedy = (rel * self.q(state)).topk(self.rec_size, dim=-1).indices
@@ -94,8 +89,6 @@ class SlateQAgent(SlateAgent):
 
     def update(self, batch, iteration):
         loss = self.loss(batch)
-        self.opt.zero_grad(set_to_none=True)
-        sum_members(loss).backward()
-        self.opt.step()
+        descend(self.opt, loss)
         polyak(self.q_target, self.q, self.cfg.tau)
         return {"losses/q": loss.mean().item(), "train/epsilon": self.epsilon(iteration)}

@@ -92,8 +92,7 @@ class WkNNAgent(SACAgent):
     # -- acting --------------------------------------------------------------------------
     @torch.no_grad()
     def act(self, state, obs, *, deterministic, random_phase, iteration, sim):
-        if obs is not None:
-            state = self.actor_belief.step(state, obs["slate"], obs["clicks"])
+        state = self.observe(state, obs)
         s, b = state.shape[:2]
         if random_phase:  # ranker-free random phase: i.i.d. uniform item ids (spec §7.1)
             slates = torch.randint(0, self.num_items, (s, b, self.rec_size), generator=self.generator)

@@ -133,6 +133,14 @@ def check_env_name(name: str) -> str:
     raise ConfigError(f"unknown TopicRec environment {name!r}{hint} (valid: {', '.join(VARIANTS)})")
 
 
+def check_env_key(name: str) -> None:
+    """:func:`check_env_name` for the ``env`` key of a command's config (the error names the key)."""
+    try:
+        check_env_name(name)
+    except (KeyError, ValueError) as err:
+        raise ConfigError(f"env: {err}") from err
+
+
 def variant_config(name: str, **overrides) -> TopicRecConfig:
     """Config of a named variant (spec §1.13), with optional field overrides."""
     return TopicRecConfig(variant=check_env_name(name), **overrides)

@@ -20,11 +20,6 @@ _GOLDEN = 0x9E3779B97F4A7C15 - (1 << 64)
 _TWO_PI = 6.283185307179586
 
 
-def _wrap(x: int) -> int:
-    """A Python int reduced to the signed int64 range (two's complement)."""
-    return ((x + (1 << 63)) % (1 << 64)) - (1 << 63)
-
-
 def _shr(z: torch.Tensor, k: int) -> torch.Tensor:
     """Logical right shift of int64 (torch's ``>>`` is arithmetic on signed ints)."""
     return (z >> k) & ((1 << (64 - k)) - 1)

@@ -20,6 +20,7 @@ import torch
 
 from rl4rec.config import field
 from rl4rec.progress import track
+from rl4rec.slate.nets import descend
 
 log = logging.getLogger(__name__)
 
@@ -77,19 +78,15 @@ def train_mf(
         with torch.no_grad():
             return float(_bpr(users, items, u_val, i_val, val_neg))
 
-    best, best_table, bad, checks, batches = val_loss(), items.weight.detach().clone(), 0, 0, 0
+    best, best_table, bad, batches = val_loss(), items.weight.detach().clone(), 0, 0
     for epoch in range(cfg.max_epochs):
         order = torch.randperm(len(u_tr), generator=gen).to(device)
         for start in track(range(0, len(order), cfg.batch_size), desc=f"MF epoch {epoch + 1}", enabled=progress, unit="batch"):
             idx = order[start : start + cfg.batch_size]
             neg = torch.randint(0, num_items, idx.shape, generator=gen).to(device)
-            loss = _bpr(users, items, u_tr[idx], i_tr[idx], neg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            descend(opt, _bpr(users, items, u_tr[idx], i_tr[idx], neg))
             batches += 1
             if batches % cfg.eval_every == 0:
-                checks += 1
                 current = val_loss()
                 if current < best:
                     best, best_table, bad = current, items.weight.detach().clone(), 0

@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from rl4rec.config import field
 from rl4rec.progress import track
+from rl4rec.slate.nets import descend, select_members
 from rl4rec.slate.rankers.gems import GeMS
 
 log = logging.getLogger(__name__)
@@ -89,19 +91,14 @@ def pretrain_gems(
                 check_stop()  # a run stopped during pretraining leaves at once (it restarts pretraining on resume)
             idx = order[i : i + cfg.batch_size]
             terms = gems.loss(tr_s[idx].expand(s, -1, -1), tr_c[idx].expand(s, -1, -1), generator=gen)
-            opt.zero_grad(set_to_none=True)
-            terms["loss"].sum().backward()  # members are independent: sum keeps their gradients apart
-            opt.step()
+            descend(opt, terms["loss"])
             running += terms["loss"].detach()
             step += 1
         train_loss = running / max(len(batches), 1)
         val = validation_loss(gems, val_s, val_c)
         improved = val < best
         if bool(improved.any()):  # keep each member's own best parameters
-            state = gems.state_dict()
-            for key, value in state.items():
-                mask = improved.view(-1, *([1] * (value.dim() - 1)))
-                best_state[key] = torch.where(mask, value, best_state[key])
+            best_state = select_members(improved, gems.state_dict(), best_state)
             best = torch.minimum(best, val)
         history["train"].append(float(train_loss.mean()))
         history["val"].append(float(val.mean()))
@@ -110,3 +107,16 @@ def pretrain_gems(
             log_fn({"train/gems_loss": float(train_loss.mean()), "eval/gems_val_loss": float(val.mean())}, epoch + 1)
     gems.load_state_dict(best_state)
     return history
+
+
+def pretrain_on_logs(gems: GeMS, logs, cfg: PretrainConfig, *, seed: int, log_fn=None, progress: bool = True, check_stop=None):
+    """:func:`pretrain_gems` on a :class:`~rl4rec.slate.logs.LoggedData`, then the RL action box from
+    the encodings of its first ``cfg.bounds_sessions`` sessions; returns ``(history, center, scale)``."""
+    device = gems.items.weight.device
+    slates = torch.from_numpy(np.asarray(logs.slates).astype(np.int64)).to(device)
+    clicks = torch.from_numpy(np.asarray(logs.clicks).astype(np.float32)).to(device)
+    history = pretrain_gems(gems, slates, clicks, cfg, seed=seed, log_fn=log_fn, progress=progress, check_stop=check_stop)
+    m = min(cfg.bounds_sessions, slates.shape[0])
+    k, s = slates.shape[-1], gems.items.weight.shape[0]
+    first_m = (slates[:m].reshape(1, -1, k).expand(s, -1, -1), clicks[:m].reshape(1, -1, k).expand(s, -1, -1))
+    return history, *gems.action_bounds(*first_m)
