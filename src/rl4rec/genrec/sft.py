@@ -36,7 +36,7 @@ from rl4rec.training import Task, fit, format_run, lr_lambda
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SFTConfig", "TaskMix", "SFTTask", "train_sft", "build_samples", "encode_samples", "sft_loss", "epoch_batches", "collate", "extra_texts"]
+__all__ = ["SFTConfig", "TaskMix", "SFTTask", "train_sft", "build_samples", "encode_samples", "sft_loss", "mixture_order", "epoch_batches", "collate", "extra_texts"]
 
 
 # --------------------------------------------------------------------------- data
@@ -65,20 +65,25 @@ def encode_samples(builder, tokenizer, samples, max_len: int) -> tuple[list[np.n
     return ids, np.asarray(n_prompt, dtype=np.int64), truncated
 
 
+def mixture_order(rng: np.random.Generator, sizes: list[int], weights: list[float]) -> np.ndarray:
+    """Shuffled indices of a task mixture whose tasks hold consecutive blocks of ``sizes`` samples:
+    each task contributes ``weight x size`` of them (a fractional weight: a fresh random subset)."""
+    parts, offset = [], 0
+    for n, w in zip(sizes, weights, strict=True):
+        parts.extend([np.arange(offset, offset + n)] * int(w))
+        frac = w - int(w)
+        if frac > 0:
+            parts.append(offset + rng.choice(n, int(round(frac * n)), replace=False))
+        offset += n
+    return rng.permutation(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+
 def epoch_batches(seed: int, epoch: int, sizes: list[int], weights: list[float], lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     """The batches of one epoch, a pure function of (seed, epoch): so a resumed run replays the
     same order from its step. Each task contributes ``weight x size`` samples; batches are
     grouped by length within windows of 64 batches (less padding), then shuffled."""
     rng = np.random.default_rng([seed, epoch, 7])
-    parts, offset = [], 0
-    for n, w in zip(sizes, weights, strict=True):
-        base = np.arange(offset, offset + n)
-        parts.extend([base] * int(w))
-        frac = w - int(w)
-        if frac > 0:
-            parts.append(offset + rng.choice(n, int(round(frac * n)), replace=False))
-        offset += n
-    idx = rng.permutation(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+    idx = mixture_order(rng, sizes, weights)
     window = batch_size * 64
     batches = []
     for i in range(0, len(idx), window):
@@ -182,18 +187,13 @@ class SFTTask(Task):
         self.weights = weights = cfg.tasks.weights()
         pools = build_samples(builder, ds, weights)
         t0 = time.perf_counter()
-        encoded, n_prompt, truncated = [], [], 0
-        for task in weights:
-            ids, npr, tr = encode_samples(builder, tok, pools[task], cfg.max_len)
-            encoded += ids
-            n_prompt.append(npr)
-            truncated += tr
-        self.encoded, self.n_prompt, self.truncated = encoded, np.concatenate(n_prompt), truncated
-        self.lengths = lengths = np.asarray([len(x) for x in encoded])
+        samples = [s for t in weights for s in pools[t]]
+        self.encoded, self.n_prompt, self.truncated = encode_samples(builder, tok, samples, cfg.max_len)
+        self.lengths = lengths = np.asarray([len(x) for x in self.encoded])
         self.sizes = sizes = [len(pools[t]) for t in weights]
         log.info(
             "SFT mixture %s: %s samples, %.1f tokens/sample, %d histories shortened to fit max_len (%.1fs)",
-            ds.name, dict(zip(weights, sizes, strict=True)), lengths.mean(), truncated, time.perf_counter() - t0,
+            ds.name, dict(zip(weights, sizes, strict=True)), lengths.mean(), self.truncated, time.perf_counter() - t0,
         )
         self.steps_per_epoch = len(self.batches(0))
         self.total_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
@@ -219,21 +219,16 @@ class SFTTask(Task):
         self.model.train()
         mine = batch[dev.rank :: dev.world]
         self.opt.zero_grad(set_to_none=True)
-        if dev.world == 1:
+        # one process: the mean over its answer tokens; N: each its sum / the whole batch's answer tokens
+        n_answer = None if dev.world == 1 else int(sum(len(self.encoded[i]) - self.n_prompt[i] for i in batch))
+        loss_value = 0.0
+        if len(mine):
             input_ids, labels = collate(self.encoded, self.n_prompt, mine, self.tok.pad_token_id)
             with dev.autocast():
-                loss = sft_loss(self.model, input_ids.to(dev.device), labels.to(dev.device))
+                loss = sft_loss(self.model, input_ids.to(dev.device), labels.to(dev.device), normalizer=n_answer)
             dev.backward(loss)
             loss_value = float(loss.detach())
-        else:
-            n_answer = int(sum(len(self.encoded[i]) - self.n_prompt[i] for i in batch))
-            loss_value = 0.0
-            if len(mine):
-                input_ids, labels = collate(self.encoded, self.n_prompt, mine, self.tok.pad_token_id)
-                with dev.autocast():
-                    loss = sft_loss(self.model, input_ids.to(dev.device), labels.to(dev.device), normalizer=n_answer)
-                dev.backward(loss)
-                loss_value = float(loss.detach())
+        if dev.world > 1:
             loss_value = mean_over_processes({"l": loss_value}, dev.device)["l"] * dev.world
         grad_norm = dev.step(self.opt, [p for p in self.model.parameters() if p.requires_grad], cfg.grad_clip)
         self.sched.step()
@@ -277,21 +272,20 @@ class SFTTask(Task):
         from rl4rec.genrec.model import load_model_dir
 
         cfg, ds, run = self.cfg, self.ds, self.run
-        out: dict[str, Any] = {}
         if self.text_eval is not None:
             best_model, _, _ = load_model_dir(run.layout.model("best"))
-            out["test"] = self.text_eval(best_model.to(self.dev.device), ds.test, prefix="", progress=cfg.progress)
-            out["baselines"] = baseline_results(ds.name, ds.train_recipe, "test", len(ds.test), runs_dir=cfg.runs_dir, bench_json=cfg.baselines_file or None)
-            out["table"] = comparison_table(out["test"], out["baselines"], name="SFT free text (ours)")
-            run.log_metrics({f"test/{k}": v for k, v in out["test"].items() if "@" in k}, self.total_steps)
-            return out
-        test = evaluate_run(run.dir, split="test", beams=cfg.test_beams, which="best", runs_dir=cfg.runs_dir, progress=False,
-                            threads=cfg.threads, device=self.dev.device, baselines_file=cfg.baselines_file or None)
-        out["test"] = {k: v for k, v in test["metrics"].items() if k != "popularity_groups"}
-        out["test_popularity_groups"] = test["metrics"].get("popularity_groups")
-        out["test_eval_s"] = test["eval_s"]
-        out["baselines"] = test["baselines"]
-        out["table"] = test["table"]
+            metrics = self.text_eval(best_model.to(self.dev.device), ds.test, prefix="", progress=cfg.progress)
+            baselines = baseline_results(ds.name, ds.train_recipe, "test", len(ds.test), runs_dir=cfg.runs_dir,
+                                         bench_json=cfg.baselines_file or None)
+            table = comparison_table(metrics, baselines, name="SFT free text (ours)")
+            out = {"test": metrics, "baselines": baselines, "table": table}
+        else:
+            test = evaluate_run(run.dir, split="test", beams=cfg.test_beams, which="best", runs_dir=cfg.runs_dir,
+                                progress=False, threads=cfg.threads, device=self.dev.device, baselines_file=cfg.baselines_file or None)
+            out = {"test": {k: v for k, v in test["metrics"].items() if k != "popularity_groups"},
+                   "test_popularity_groups": test["metrics"].get("popularity_groups"), "test_eval_s": test["eval_s"],
+                   "baselines": test["baselines"], "table": test["table"]}
+        # free-text metrics carry no ci95 keys, so one filter serves both
         run.log_metrics({f"test/{k}": v for k, v in out["test"].items() if "@" in k and not k.endswith("ci95")}, self.total_steps)
         return out
 

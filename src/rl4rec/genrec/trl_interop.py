@@ -64,6 +64,15 @@ class _Reward:
         self.__name__ = name or "rl4rec_" + "+".join(self.weights)  # TRL logs rewards/<__name__>/mean
         self.last_metrics: dict[str, float] = {}
 
+    def _columns(self, prompts, target, row, history):
+        """(target ids, group ids, positions inside the groups, histories) from TRL's arguments."""
+        if target is None:
+            raise ValueError(f"{type(self).__name__} needs the dataset column 'target' (the target item id); "
+                             "build the dataset with as_hf_dataset")
+        group, within = _groups(prompts, row)
+        hist = [list(h) for h in history] if history is not None else None
+        return torch.as_tensor(list(target), dtype=torch.long), group, within, hist
+
     def _score(self, rollouts: Rollouts, log_metric=None) -> list[float]:
         total, metrics = combine_rewards(rollouts, self.weights, self.context)
         self.last_metrics = metrics
@@ -110,15 +119,10 @@ class SIDReward(_Reward):
         return torch.where(sid >= 0, item, -1)
 
     def __call__(self, prompts, completions, completion_ids=None, target=None, row=None, history=None, log_metric=None, **_) -> list[float]:
-        if target is None:
-            raise ValueError("SIDReward needs the dataset column 'target' (the target item id); build the dataset with as_hf_dataset")
+        targets, group, within, hist = self._columns(prompts, target, row, history)
         if completion_ids is None:
             raise ValueError("SIDReward needs completion_ids (TRL's GRPOTrainer passes them)")
-        targets = torch.as_tensor(list(target), dtype=torch.long)
-        group, within = _groups(prompts, row)
-        hist = [list(h) for h in history] if history is not None else None
-        rollouts = Rollouts(group, self.items(completion_ids, targets), within, targets, hist)
-        return self._score(rollouts, log_metric)
+        return self._score(Rollouts(group, self.items(completion_ids, targets), within, targets, hist), log_metric)
 
 
 class TextReward(_Reward):
@@ -136,15 +140,11 @@ class TextReward(_Reward):
         self.retrieval, self.exclude_history = retrieval, exclude_history
 
     def __call__(self, prompts, completions, target=None, row=None, history=None, log_metric=None, **_) -> list[float]:
-        if target is None:
-            raise ValueError("TextReward needs the dataset column 'target' (the target item id); build the dataset with as_hf_dataset")
+        targets, group, within, hist = self._columns(prompts, target, row, history)
         texts = [_text(c) for c in completions]
-        targets = torch.as_tensor(list(target), dtype=torch.long)
-        hist = [list(h) for h in history] if history is not None else None
         ranks, top = (torch.as_tensor(x, dtype=torch.long) for x in self.retrieval.ground(texts, targets.tolist(), hist if self.exclude_history else None))
         empty = torch.as_tensor([not t for t in texts])
         items = torch.where(empty, -1, torch.where(ranks == 0, targets, top))  # as rl4rec's free-text family
-        group, within = _groups(prompts, row)
         return self._score(Rollouts(group, items, within, targets, hist, target_ranks=ranks), log_metric)
 
 

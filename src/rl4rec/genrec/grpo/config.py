@@ -111,8 +111,7 @@ class GRPOConfig(GRPOCommon):
 
     def check(self) -> None:
         super().check()
-        if int(self.select_metric.split("@")[1]) > self.eval_beams:
-            raise ConfigError(f"select_metric: K={self.select_metric.split('@')[1]} exceeds eval_beams={self.eval_beams} (K must be <= beams)")
+        check_rank_metric(self.select_metric, self.eval_beams, "eval_beams")
         if not self.tasks.weights():
             raise ConfigError("tasks: every task weight is 0; give at least one task a positive weight")
         text = [r for r in self.rewards if r in RETRIEVAL_REWARDS]

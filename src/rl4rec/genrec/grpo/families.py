@@ -22,62 +22,19 @@ import torch
 from rl4rec.config import ConfigError
 from rl4rec.genrec.grpo.config import GRPOConfig, TextGRPOConfig
 from rl4rec.genrec.grpo.rewards import RewardContext, Rollouts
-from rl4rec.genrec.grpo.rollout import RolloutBatch, generate_rollouts
+from rl4rec.genrec.grpo.rollout import RolloutBatch, generate_rollouts, merge_rollouts
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SIDFamily", "TextFamily", "make_family", "build_prompt_pool", "reward_context"]
+__all__ = ["SIDFamily", "TextFamily", "make_family"]
 
 
-def _encode(builder, tokenizer, samples, *, max_len: int, reserve: int) -> list[list[int]]:
+def _encode(loaded, samples, *, reserve: int) -> list[list[int]]:
     """Prompt ids of every sample (RL phase), encoded once per run."""
     from rl4rec.genrec.prompts import prompt_ids
 
-    return [prompt_ids(builder, tokenizer, s, max_len=max_len, reserve=reserve, phase="rl")[0] for s in samples]
-
-
-def build_prompt_pool(cfg: GRPOConfig, builder, ds, tokenizer, *, max_len: int, reserve: int):
-    """(samples, prompt ids, sizes per task): the GRPO prompt mixture, encoded once."""
-    from rl4rec.genrec.prompts import SEQ_TASKS
-
-    samples, sizes = [], {}
-    for task in cfg.tasks.weights():
-        if task in SEQ_TASKS:
-            rows = ds.train
-            if task == "seq_title2sid" and len(rows) > cfg.seq_title2sid_rows:  # spec §7.1, without the crash on fewer rows
-                pick = np.sort(np.random.default_rng(0).choice(len(rows), cfg.seq_title2sid_rows, replace=False))
-                rows = [rows[i] for i in pick]
-            part = builder.seq_samples(task, rows)
-        else:
-            part = builder.item_samples(task)
-        sizes[task] = len(part)
-        samples += part
-    return samples, _encode(builder, tokenizer, samples, max_len=max_len, reserve=reserve), sizes
-
-
-def reward_context(cfg: GRPOConfig, catalog, *, cache_dir: Path) -> RewardContext:
-    """What the configured rewards need: item embeddings (semantic), the CF scorer (cf)."""
-    ctx = RewardContext(invalid_reward=cfg.invalid_reward, group_size=cfg.group_size, aggregation=cfg.reward_aggregation)
-    if "prefix" in cfg.rewards:
-        ctx.item_codes = torch.as_tensor(np.asarray(catalog.sids.codes), dtype=torch.long)
-    if "semantic" in cfg.rewards:
-        if cfg.semantic_embeddings:
-            emb = np.load(cfg.semantic_embeddings)
-            if emb.shape[0] != len(catalog):
-                raise ValueError(f"semantic_embeddings: {emb.shape[0]} rows for {len(catalog)} items")
-        else:
-            from rl4rec.genrec.sid.text import embed_items, make_encoder
-
-            emb = embed_items(catalog, make_encoder(cfg.semantic_encoder), cache_dir=cache_dir)
-        ctx.item_embeddings = torch.as_tensor(emb, dtype=torch.float32)
-    if "cf" in cfg.rewards:
-        from rl4rec.genrec.baselines.models import load_model
-
-        scorer = load_model(cfg.cf_model)
-        if scorer.num_items != len(catalog):
-            raise ValueError(f"cf_model: scores {scorer.num_items} items, the catalog has {len(catalog)}")
-        ctx.cf_scorer = scorer
-    return ctx
+    max_len = loaded.cfg.max_len
+    return [prompt_ids(loaded.builder, loaded.tokenizer, s, max_len=max_len, reserve=reserve, phase="rl")[0] for s in samples]
 
 
 def _warn_untrained(loaded, tasks) -> None:
@@ -104,19 +61,54 @@ class SIDFamily:
         return f"rollout={self.cfg.rollout}"
 
     def prompt_pool(self):
-        reserve = self.trie.max_sid_len + len(self.trie.suffix_ids)
-        return build_prompt_pool(self.cfg, self.loaded.builder, self.loaded.dataset, self.loaded.tokenizer, max_len=self.loaded.cfg.max_len, reserve=reserve)
+        """(samples, prompt ids, sizes per task): the GRPO prompt mixture, encoded once."""
+        from rl4rec.genrec.prompts import SEQ_TASKS
+
+        cfg, builder, ds = self.cfg, self.loaded.builder, self.loaded.dataset
+        samples, sizes = [], {}
+        for task in cfg.tasks.weights():
+            if task in SEQ_TASKS:
+                rows = ds.train
+                if task == "seq_title2sid" and len(rows) > cfg.seq_title2sid_rows:  # spec §7.1, without the crash on fewer rows
+                    pick = np.sort(np.random.default_rng(0).choice(len(rows), cfg.seq_title2sid_rows, replace=False))
+                    rows = [rows[i] for i in pick]
+                part = builder.seq_samples(task, rows)
+            else:
+                part = builder.item_samples(task)
+            sizes[task] = len(part)
+            samples += part
+        return samples, _encode(self.loaded, samples, reserve=self.trie.max_sid_len + len(self.trie.suffix_ids)), sizes
 
     def task_weights(self) -> dict[str, float]:
         return self.cfg.tasks.weights()
 
     def reward_context(self, cache_dir: Path) -> RewardContext:
-        return reward_context(self.cfg, self.loaded.dataset.catalog, cache_dir=cache_dir)
+        """What the configured rewards need: item embeddings (semantic), the CF scorer (cf)."""
+        cfg, catalog = self.cfg, self.loaded.dataset.catalog
+        ctx = RewardContext(invalid_reward=cfg.invalid_reward, group_size=cfg.group_size, aggregation=cfg.reward_aggregation)
+        if "prefix" in cfg.rewards:
+            ctx.item_codes = torch.as_tensor(np.asarray(catalog.sids.codes), dtype=torch.long)
+        if "semantic" in cfg.rewards:
+            if cfg.semantic_embeddings:
+                emb = np.load(cfg.semantic_embeddings)
+                if emb.shape[0] != len(catalog):
+                    raise ValueError(f"semantic_embeddings: {emb.shape[0]} rows for {len(catalog)} items")
+            else:
+                from rl4rec.genrec.sid.text import embed_items, make_encoder
+
+                emb = embed_items(catalog, make_encoder(cfg.semantic_encoder), cache_dir=cache_dir)
+            ctx.item_embeddings = torch.as_tensor(emb, dtype=torch.float32)
+        if "cf" in cfg.rewards:
+            from rl4rec.genrec.baselines.models import load_model
+
+            scorer = load_model(cfg.cf_model)
+            if scorer.num_items != len(catalog):
+                raise ValueError(f"cf_model: scores {scorer.num_items} items, the catalog has {len(catalog)}")
+            ctx.cf_scorer = scorer
+        return ctx
 
     def rollouts(self, policy, batch, generator) -> tuple[RolloutBatch, Rollouts]:
         cfg, b = self.cfg, len(batch.prompts)
-        from rl4rec.genrec.grpo.update import merge_rollouts
-
         rolls = merge_rollouts([
             generate_rollouts(
                 policy, batch.prompts[c : c + cfg.rollout_batch], batch.targets[c : c + cfg.rollout_batch], batch.prompt_ids[c : c + cfg.rollout_batch],
@@ -181,7 +173,7 @@ class TextFamily:
     def prompt_pool(self):
         ld = self.loaded
         samples = ld.builder.seq_samples(self.TASK, ld.dataset.train)
-        return samples, _encode(ld.builder, ld.tokenizer, samples, max_len=ld.cfg.max_len, reserve=self.cfg.max_new_tokens), {self.TASK: len(samples)}
+        return samples, _encode(ld, samples, reserve=self.cfg.max_new_tokens), {self.TASK: len(samples)}
 
     def task_weights(self) -> dict[str, float]:
         return {self.TASK: 1.0}
@@ -222,12 +214,15 @@ class TextFamily:
         from rl4rec.genrec.textgen import HFGenerator, text_metrics
 
         ld, ds = self.loaded, self.loaded.dataset
-        best, _, _ = load_model_dir(Path(run_dir) / "model" / "best")
-        gen = HFGenerator(best.to(self.device), ld.tokenizer, max_new_tokens=self.cfg.max_new_tokens)
-        kw = dict(ks=self.ks, max_len=ld.cfg.max_len, batch_size=self.cfg.eval_batch_size, prefix="", progress=self.cfg.progress)
-        metrics = text_metrics(gen, self.index, ld.builder, ld.tokenizer, ds.test, **kw)
-        sft, _, _ = load_model_dir(Path(ld.run_dir) / "model" / self.cfg.init_which)  # the start, measured the same way
-        start = text_metrics(HFGenerator(sft.to(self.device), ld.tokenizer, max_new_tokens=self.cfg.max_new_tokens), self.index, ld.builder, ld.tokenizer, ds.test, **kw)
+
+        def measure(folder: Path) -> dict[str, float]:
+            model, _, _ = load_model_dir(folder)
+            gen = HFGenerator(model.to(self.device), ld.tokenizer, max_new_tokens=self.cfg.max_new_tokens)
+            return text_metrics(gen, self.index, ld.builder, ld.tokenizer, ds.test, ks=self.ks, max_len=ld.cfg.max_len,
+                                batch_size=self.cfg.eval_batch_size, prefix="", progress=self.cfg.progress)
+
+        metrics = measure(Path(run_dir) / "model" / "best")
+        start = measure(Path(ld.run_dir) / "model" / self.cfg.init_which)  # the start, measured the same way
         baselines = baseline_results(ds.name, ds.train_recipe, "test", len(ds.test), runs_dir=self.cfg.runs_dir)
         baselines = [{"model": "SFT free text (start)", "source": str(ld.run_dir), "seeds": 1, **start}, *baselines]
         out = {"test": metrics, "sft_test": start, "baselines": baselines,

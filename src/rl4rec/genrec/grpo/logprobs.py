@@ -18,7 +18,7 @@ import torch
 
 from rl4rec.genrec.decoding import left_pad
 
-__all__ = ["completion_logprobs", "naive_completion_logprobs", "trie_allowed"]
+__all__ = ["completion_logprobs", "trie_allowed"]
 
 
 def trie_allowed(trie, completions: torch.Tensor, vocab_size: int) -> torch.Tensor:
@@ -88,16 +88,3 @@ def completion_logprobs(
     rest_lp = _token_logprobs(rest.logits, completions[:, 1:], temperature, None if allowed is None else allowed[:, 1:])
     return torch.cat([first[:, None], rest_lp], 1)
 
-
-def naive_completion_logprobs(model, prompts, completions: torch.Tensor, *, group_size: int, pad_id: int, temperature: float = 1.0, trie=None) -> torch.Tensor:  # noqa: ARG001
-    """The reference: each completion concatenated with its own prompt copy, one forward pass
-    per row (what TRL does). For tests and the benchmark."""
-    device = next(model.parameters()).device
-    rows = []
-    for r in range(completions.shape[0]):
-        p = list(prompts[r // group_size])
-        seq = torch.as_tensor(p + completions[r].tolist(), device=device)[None]
-        logits = model(input_ids=seq).logits[0, len(p) - 1 : -1]
-        allowed = trie_allowed(trie, completions[r : r + 1].to(device), logits.shape[-1])[0] if trie is not None else None
-        rows.append(_token_logprobs(logits, completions[r].to(device), temperature, allowed))
-    return torch.stack(rows)

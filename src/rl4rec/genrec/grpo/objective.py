@@ -57,28 +57,23 @@ def policy_loss(
     """
     mask = mask.float()
     old = logp.detach() if old_logp is None else old_logp
-    a = advantages.unsqueeze(-1)
-    if loss_type == "gspo":
-        lengths = mask.sum(-1).clamp(min=1)
-        ratio = torch.exp(((logp - old) * mask).sum(-1) / lengths)
-        clipped = torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps)
-        per_seq = -torch.minimum(ratio * advantages, clipped * advantages)
-        if beta and ref_logp is not None:
-            per_seq = per_seq + beta * (k3_kl(logp, ref_logp) * mask).sum(-1) / lengths
-        total = per_seq.sum()
-        denom = normalizer if normalizer is not None else float(per_seq.numel())
+    lengths = mask.sum(-1).clamp(min=1)
+    seq = loss_type == "gspo"  # gspo: one ratio (and loss) per sequence, else per token
+    if seq:
+        ratio, a = torch.exp(((logp - old) * mask).sum(-1) / lengths), advantages
     else:
-        ratio = torch.exp(logp - old)
-        clipped = torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps)
-        per_tok = -torch.minimum(ratio * a, clipped * a)
-        if beta and ref_logp is not None:
-            per_tok = per_tok + beta * k3_kl(logp, ref_logp)
-        if loss_type == "grpo":
-            total = ((per_tok * mask).sum(-1) / mask.sum(-1).clamp(min=1)).sum()
-            denom = normalizer if normalizer is not None else float(logp.shape[0])
-        else:  # dapo: token-level mean
-            total = (per_tok * mask).sum()
-            denom = normalizer if normalizer is not None else float(mask.sum().clamp(min=1))
+        ratio, a = torch.exp(logp - old), advantages.unsqueeze(-1)
+    loss = -torch.minimum(ratio * a, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * a)
+    if beta and ref_logp is not None:
+        kl = k3_kl(logp, ref_logp)
+        loss = loss + (beta * (kl * mask).sum(-1) / lengths if seq else beta * kl)
+    if seq:
+        total, count = loss.sum(), loss.numel()
+    elif loss_type == "grpo":
+        total, count = ((loss * mask).sum(-1) / lengths).sum(), logp.shape[0]
+    else:  # dapo: token-level mean
+        total, count = (loss * mask).sum(), mask.sum().clamp(min=1)
+    denom = normalizer if normalizer is not None else float(count)
     metrics = {}
     if ref_logp is not None:
         metrics["train/kl"] = float((k3_kl(logp.detach(), ref_logp) * mask).sum() / mask.sum().clamp(min=1))

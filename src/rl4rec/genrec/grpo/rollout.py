@@ -25,7 +25,7 @@ import torch
 
 from rl4rec.genrec.decoding import ItemTrie, constrained_beam_search, constrained_sample
 
-__all__ = ["RolloutBatch", "generate_rollouts", "select_group", "RolloutMode"]
+__all__ = ["RolloutBatch", "generate_rollouts", "merge_rollouts", "select_group", "RolloutMode"]
 
 RolloutMode = Literal["beam", "sample", "sample_dedup"]
 
@@ -42,6 +42,21 @@ class RolloutBatch:
     tokens: torch.Tensor  # (M, T) completion ids (SID tokens, "\n", EOS, pad)
     mask: torch.Tensor  # (M, T) bool, True up to and including EOS
     group_size: int
+
+
+def merge_rollouts(rolls: list[RolloutBatch], pad_id: int) -> RolloutBatch:
+    """Concatenate rollout chunks (completion widths may differ: right-pad)."""
+    width = max(r.tokens.shape[1] for r in rolls)
+
+    def pad(x, value):
+        return torch.nn.functional.pad(x, (0, width - x.shape[1]), value=value)
+
+    return RolloutBatch(
+        **{k: torch.cat([getattr(r, k) for r in rolls]) for k in ("prompt_ids", "item_ids", "sid_index", "ranks", "target_ids")},
+        tokens=torch.cat([pad(r.tokens, pad_id) for r in rolls]),
+        mask=torch.cat([pad(r.mask, False) for r in rolls]),
+        group_size=rolls[0].group_size,
+    )
 
 
 def select_group(sids: torch.Tensor, scores: torch.Tensor, target_sid: torch.Tensor, g: int, *, target_first: bool) -> torch.Tensor:
@@ -92,30 +107,27 @@ def generate_rollouts(
 ) -> RolloutBatch:
     """G completions for each of the B ``prompts`` (their ``targets`` and global ``prompt_ids``)."""
     g = group_size
+    pick = mode == "sample_dedup" or (mode == "sample" and dynamic_sampling)
     was_training = model.training
     model.eval()
     try:
         if mode == "beam":
             out = constrained_beam_search(model, prompts, trie, num_beams=g, temperature=temperature)
-            sid, scores, tokens, mask = out.sid_index, out.scores, out.token_ids, out.completion_mask
         elif mode in ("sample", "sample_dedup"):
-            pick = mode == "sample_dedup" or dynamic_sampling
             n = max(g, int(oversample * g)) if pick else g
             out = constrained_sample(model, prompts, trie, num_samples=n, temperature=temperature, generator=generator)
-            sid, scores, tokens, mask = out.sid_index, out.scores, out.token_ids, out.completion_mask
-            if pick:
-                tsid = trie.item_sid.to(sid.device)[targets]
-                cols = select_group(sid, scores, tsid, g, target_first=dynamic_sampling)
-                sid, scores = sid.gather(1, cols), scores.gather(1, cols)
-                tokens = tokens.gather(1, cols[..., None].expand(-1, -1, tokens.shape[-1]))
-                mask = mask.gather(1, cols[..., None].expand(-1, -1, mask.shape[-1]))
         else:
             raise ValueError(f"unknown rollout mode {mode!r}; choose beam, sample or sample_dedup")
     finally:
         model.train(was_training)
+    sid, scores, tokens, mask = out.sid_index, out.scores, out.token_ids, out.completion_mask
     dev = sid.device
     targets = targets.to(dev)
     tsid = trie.item_sid.to(dev)[targets]
+    if pick:
+        cols = select_group(sid, scores, tsid, g, target_first=dynamic_sampling)
+        sid, scores = sid.gather(1, cols), scores.gather(1, cols)
+        tokens, mask = (torch.take_along_dim(x, cols[..., None], dim=1) for x in (tokens, mask))
     ranks = torch.arange(g, device=dev).expand(len(prompts), g) if mode == "beam" else _ranks_by_score(scores)
     if add_gt:  # the target's own completion (with its EOS) replaces the last slot of each group
         comp = trie.completions.to(dev)[tsid]

@@ -39,6 +39,7 @@ from rl4rec.config import ConfigError
 from rl4rec.devices import mean_over_processes
 from rl4rec.genrec.grpo.config import GRPOCommon
 from rl4rec.genrec.grpo.update import PromptBatch, grpo_update
+from rl4rec.genrec.sft import mixture_order
 from rl4rec.training import Task, fit, format_run
 
 log = logging.getLogger(__name__)
@@ -49,18 +50,10 @@ __all__ = ["GRPOTask", "train_grpo", "epoch_order", "sync_reference"]
 # --------------------------------------------------------------------------- data
 
 
-def epoch_order(seed: int, epoch: int, task_of: np.ndarray, weights: dict[str, float], tasks: list[str]) -> np.ndarray:
+def epoch_order(seed: int, epoch: int, sizes: list[int], weights: list[float]) -> np.ndarray:
     """The prompt order of one epoch, a pure function of (seed, epoch): each task contributes
     ``weight x size`` prompts (fractions: a fresh random subset each epoch), shuffled."""
-    rng = np.random.default_rng([seed, epoch, 11])
-    parts = []
-    for t, name in enumerate(tasks):
-        idx = np.flatnonzero(task_of == t)
-        w = weights[name]
-        parts.extend([idx] * int(w))
-        if w - int(w) > 0:
-            parts.append(rng.choice(idx, int(round((w - int(w)) * idx.size)), replace=False))
-    return rng.permutation(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+    return mixture_order(np.random.default_rng([seed, epoch, 11]), sizes, weights)
 
 
 @torch.no_grad()
@@ -90,19 +83,16 @@ class GRPOTask(Task):
         if dev.is_main:
             run.layout.write_init_run(loaded.run_dir, cfg.init_which)
         self.policy = policy = loaded.model.to(dev.device)
-        policy.train()
-        for p in policy.parameters():
-            p.requires_grad_(True)
+        policy.train().requires_grad_(True)
         self.use_ref = cfg.beta > 0
         self.ref = copy.deepcopy(policy).eval().requires_grad_(False) if self.use_ref else None
         self.STATE = ("policy", "opt", "sched", "completions", "tokens") + (("ref",) if self.use_ref else ())
         self.family = family = make_family(cfg, loaded, dev.device, policy)
         self.meta = {**loaded.meta, "grpo_from": str(loaded.run_dir), "grpo": family.describe(), "rewards": dict(cfg.rewards)}
         self.samples, self.prompts, self.sizes = family.prompt_pool()
-        self.tasks = list(self.sizes)
-        self.task_of = np.repeat(np.arange(len(self.tasks)), [self.sizes[t] for t in self.tasks])
-        self.weights = family.task_weights()
-        self.per_epoch = len(epoch_order(cfg.seed, 0, self.task_of, self.weights, self.tasks))
+        weights = family.task_weights()
+        self.mixture = list(self.sizes.values()), [weights[t] for t in self.sizes]
+        self.per_epoch = len(epoch_order(cfg.seed, 0, *self.mixture))
         self.steps_per_epoch = max(1, self.per_epoch // cfg.prompts_per_step)
         self.total_steps = total = cfg.max_steps or cfg.epochs * self.steps_per_epoch
         self.eval_every = cfg.eval_every or max(1, math.ceil(total / 10))
@@ -111,7 +101,7 @@ class GRPOTask(Task):
         self.valid = valid_subset(self.ds.valid, cfg.eval_rows)
         log.info("GRPO on %s: %s prompts/epoch (%s), %d steps of %d prompts x G=%d on %d process(es), %s, rewards=%s",
                  self.ds.name, self.per_epoch, self.sizes, total, cfg.prompts_per_step, cfg.group_size, dev.world, family.describe(), dict(cfg.rewards))
-        self.params = [p for p in policy.parameters() if p.requires_grad]
+        self.params = list(policy.parameters())
         self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched_name = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}[cfg.schedule]
         self.sched = get_scheduler(sched_name, self.opt, num_warmup_steps=cfg.warmup(total), num_training_steps=total)
@@ -123,7 +113,7 @@ class GRPOTask(Task):
         self.policy.train()
         epoch, pos = divmod(step - 1, self.steps_per_epoch)
         if epoch not in self._orders:
-            self._orders = {epoch: epoch_order(cfg.seed, epoch, self.task_of, self.weights, self.tasks)}
+            self._orders = {epoch: epoch_order(cfg.seed, epoch, *self.mixture)}
         glob = self._orders[epoch][pos * cfg.prompts_per_step : (pos + 1) * cfg.prompts_per_step]
         mine = glob[dev.rank * per_proc : (dev.rank + 1) * per_proc]
         pids = torch.arange(dev.rank * per_proc, dev.rank * per_proc + len(mine)) + (step - 1) * cfg.prompts_per_step

@@ -23,7 +23,7 @@ from rl4rec.genrec.grpo.objective import global_advantages, policy_loss
 from rl4rec.genrec.grpo.rewards import RewardContext, combine_rewards
 from rl4rec.genrec.grpo.rollout import RolloutBatch
 
-__all__ = ["PromptBatch", "grpo_update", "merge_rollouts", "group_stats"]
+__all__ = ["PromptBatch", "grpo_update", "group_stats"]
 
 
 @dataclass
@@ -34,21 +34,6 @@ class PromptBatch:
     targets: torch.Tensor  # (B,) item ids
     prompt_ids: torch.Tensor  # (B,) global ids, unique within the step over all processes
     histories: Sequence[tuple[int, ...]]
-
-
-def merge_rollouts(rolls: list[RolloutBatch], pad_id: int) -> RolloutBatch:
-    """Concatenate rollout chunks (completion widths may differ: right-pad)."""
-    width = max(r.tokens.shape[1] for r in rolls)
-
-    def pad(x, value):
-        return torch.nn.functional.pad(x, (0, width - x.shape[1]), value=value)
-
-    return RolloutBatch(
-        **{k: torch.cat([getattr(r, k) for r in rolls]) for k in ("prompt_ids", "item_ids", "sid_index", "ranks", "target_ids")},
-        tokens=torch.cat([pad(r.tokens, pad_id) for r in rolls]),
-        mask=torch.cat([pad(r.mask, False) for r in rolls]),
-        group_size=rolls[0].group_size,
-    )
 
 
 def group_stats(roll: RolloutBatch) -> dict[str, float]:
@@ -103,12 +88,11 @@ def grpo_update(
     old_lp: dict[int, torch.Tensor] = {}
     ref_lp: dict[int, torch.Tensor] = {}
     kl_sum = loss_sum = 0.0
-    grad_norm = 0.0
-    for _ in range(cfg.num_iterations):
+    kw = dict(group_size=g, pad_id=family.pad_id, temperature=cfg.temperature, trie=family.lp_trie)
+    for _ in range(cfg.num_iterations):  # >= 1: grad_norm is always set
         optimizer.zero_grad(set_to_none=True)
         for ci, ch in enumerate(chunks):
             rows = slice(ch.start * g, ch.stop * g)
-            kw = dict(group_size=g, pad_id=family.pad_id, temperature=cfg.temperature, trie=family.lp_trie)
             with autocast():
                 lp = completion_logprobs(policy, batch.prompts[ch], tokens[rows], **kw).float()
             if ref is not None and cfg.beta > 0 and ci not in ref_lp:
