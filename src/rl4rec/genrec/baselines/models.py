@@ -210,8 +210,7 @@ def load_model(path: str | Path) -> SequentialRecommender:
         path = RunDir(path).checkpoint("best")
     blob = load_checkpoint(path)
     blob = blob.get("task", blob)  # a run checkpoint holds the task state ...
-    if "model_file" in blob:  # ... which wraps the model file's content
-        blob = blob["model_file"]
+    blob = blob.get("model_file", blob)  # ... which wraps the model file's content
     if blob.get("kind") not in MODELS:
         raise ValueError(f"{path}: not a saved baseline model (kind {blob.get('kind')!r})")
     model = MODELS[blob["kind"]](**blob["config"])

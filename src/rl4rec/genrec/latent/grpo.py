@@ -183,9 +183,7 @@ class LatentGRPOTask(LatentTask):
         ds = data.ds
         self.llm, self.tok, meta = load_latent_model(RunDir(sft_dir).model(cfg.init_which))
         self.llm.to(dev.device)
-        for p in self.llm.lm.parameters():
-            p.requires_grad_(False)
-        self.eval_view = EvalView(cfg.eval, sft_cfg.max_len, cfg.progress, cfg.device)
+        self.llm.lm.requires_grad_(False)
         self.encode_rows()
         self.steps_per_epoch = max(1, len(self.train_rows) // cfg.prompts_per_step)  # the last partial step is dropped
         self.total_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
@@ -222,16 +220,6 @@ def train_latent_grpo(cfg: LatentGRPOConfig) -> dict[str, Any] | None:
     if not cfg.init_from:
         raise ConfigError("init_from: name the latent SFT run to start from (rl4rec genrec latent-sft ...)")
     return fit(cfg, lambda run, dev: LatentGRPOTask(cfg, run, dev), key_metric=f"valid/{cfg.select_metric}")
-
-
-@dataclass(frozen=True)
-class EvalView:
-    """What :func:`evaluate_split` / :func:`test_run` read from a config."""
-
-    eval: LatentEvalConfig
-    max_len: int
-    progress: bool
-    device: str
 
 
 def grpo_step(llm, rl: LatentRLConfig, cfg: LatentGRPOConfig, step_rows, mine, prompts, targets, pad_id, device, noise_gen, opt, params, gather, reduce_grads) -> dict[str, float]:

@@ -66,6 +66,7 @@ class LatentData:
     index: Any  # TitleIndex
     c: str  # category word
     template: str
+    max_len: int  # prompt tokens kept (the SFT run's max_len)
 
 
 def load_latent_data(cfg) -> LatentData:
@@ -76,7 +77,7 @@ def load_latent_data(cfg) -> LatentData:
     ds = load_dataset(cfg.dataset, cfg.data_dir or None, train_recipe=cfg.train_recipe, skip_bad_rows=cfg.skip_bad_rows)
     index = TitleIndex.from_titles(ds.catalog.titles)
     log.info("%s: %d items, %d distinct titles (%d items share a title)", ds.name, ds.num_items, index.num_groups, int((index.group_sizes()[index.group_of_item] > 1).sum()))
-    return LatentData(ds, index, category_word(ds.name, cfg.prompt.category), cfg.prompt.template)
+    return LatentData(ds, index, category_word(ds.name, cfg.prompt.category), cfg.prompt.template, cfg.max_len)
 
 
 @dataclass(frozen=True)
@@ -120,14 +121,6 @@ class LatentSFTConfig(TrainingConfig):
         name, _, k = self.select_metric.partition("@")
         if name not in ("hr", "ndcg") or not k.isdigit() or int(k) > self.eval.beams:
             raise ConfigError(f"select_metric: {self.select_metric!r} must look like ndcg@10 or hr@5 with K <= eval.beams ({self.eval.beams})")
-
-
-def sample_rows(rows: list, n: int, seed: int) -> list:
-    """``n`` random rows in file order (all when ``n`` is 0 or larger than the split)."""
-    if not n or n >= len(rows):
-        return list(rows)
-    pick = np.sort(np.random.default_rng([seed, 42]).choice(len(rows), n, replace=False))
-    return [rows[i] for i in pick]
 
 
 def collate(prompts: list[list[int]], targets: list[list[int]], pad_id: int, device):
@@ -178,9 +171,8 @@ def build_latent_model(cfg: LatentSFTConfig, data: LatentData, tok_dir: Path, re
 
 class LatentTask(Task):
     """What the latent SFT and GRPO tasks share: the training rows, the optimizer, validation,
-    the saved model and the test. A subclass sets ``cfg``, ``run``, ``dev``, ``data``, ``llm``,
-    ``tok``, ``meta`` and ``eval_view`` (what :func:`evaluate_split` reads: the SFT config itself,
-    or GRPO's :class:`~rl4rec.genrec.latent.grpo.EvalView`)."""
+    the saved model and the test. A subclass sets ``cfg`` (its ``eval``, ``progress`` and ``device``
+    are read), ``run``, ``dev``, ``data``, ``llm``, ``tok`` and ``meta``."""
 
     def encode_rows(self) -> None:
         """The title trie, the training rows (``cfg.sample`` of them) as prompt and title ids, and
@@ -192,10 +184,11 @@ class LatentTask(Task):
 
         cfg, data, ds = self.cfg, self.data, self.data.ds
         self.trie = TitleTrie.from_index(data.index, self.tok).to(self.dev.device)
-        self.train_rows = train = sample_rows(ds.train, cfg.sample, cfg.seed)
-        self.prompts = encode_prompts(train, ds.catalog, self.tok, data.c, data.template, self.eval_view.max_len)
+        # cfg.sample random rows in file order (all when 0), drawn per seed
+        self.train_rows = train = valid_subset(ds.train, cfg.sample, seed=[cfg.seed, 42])
+        self.prompts = encode_prompts(train, ds.catalog, self.tok, data.c, data.template, data.max_len)
         self.targets = [encode_target(self.tok, ds.catalog.title(ex.target_item_id)) for ex in train]
-        self.valid = valid_subset(ds.valid, self.eval_view.eval.rows)
+        self.valid = valid_subset(ds.valid, cfg.eval.rows)
 
     def make_optimizer(self, params: list) -> None:
         """AdamW over ``params`` with the warm-up and schedule over ``total_steps``."""
@@ -206,7 +199,7 @@ class LatentTask(Task):
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg.warmup(self.total_steps), cfg.schedule, self.total_steps))
 
     def validate(self, step: int) -> dict[str, float]:
-        res = evaluate_split(self.llm, self.tok, self.data, self.trie, self.valid, self.eval_view, desc="valid")
+        res = evaluate_split(self.llm, self.tok, self.data, self.trie, self.valid, self.cfg, desc="valid")
         return {f"valid/{k}": v for k, v in res["metrics"].items() if isinstance(v, (int, float))}
 
     def save_model(self, folder, info: dict[str, Any]) -> None:
@@ -215,9 +208,9 @@ class LatentTask(Task):
         save_latent_model(self.llm, self.tok, folder, {**self.meta, **info})
 
     def test(self, loop: dict[str, Any]) -> dict[str, Any]:
-        out = test_run(self.run.dir, self.eval_view, self.data, which="best")
-        logged = {f"test/{k}": v for k, v in out["test"].items() if "@" in k and "ci95" not in k and isinstance(v, float)}
-        self.run.log_metrics(logged, self.total_steps)
+        out = test_run(self.run.dir, self.cfg, self.data, which="best")
+        test = {k: v for k, v in out["test"].items() if "@" in k and "ci95" not in k and isinstance(v, float)}
+        self.run.log_metrics({f"test/{k}": v for k, v in test.items()}, self.total_steps)
         return out
 
 
@@ -231,7 +224,7 @@ class LatentSFTTask(LatentTask):
     def __init__(self, cfg: LatentSFTConfig, run, dev):
         from rl4rec.genrec.sft import epoch_batches
 
-        self.cfg, self.run, self.dev, self.eval_view = cfg, run, dev, cfg
+        self.cfg, self.run, self.dev = cfg, run, dev
         self.data = data = load_latent_data(cfg)
         ds = data.ds
         if not dev.is_main:
@@ -297,12 +290,13 @@ def train_latent_sft(cfg: LatentSFTConfig) -> dict[str, Any] | None:
 
 
 def evaluate_split(llm, tok, data: LatentData, trie, rows, cfg, *, groups=None, desc: str = "decode") -> dict[str, Any]:
-    """Decode ``rows`` with ``cfg.eval``'s beam search and score them; ``{"metrics", "ranks", "pred", "eval_s"}``."""
+    """Decode ``rows`` with ``cfg.eval``'s beam search (``cfg``: a latent SFT or GRPO config) and score
+    them; ``{"metrics", "ranks", "pred", "eval_s"}``."""
     from rl4rec.genrec.latent.evaluate import encode_prompts, predict_titles, title_metrics
 
     t0 = time.perf_counter()
     ev = cfg.eval
-    prompts = encode_prompts(rows, data.ds.catalog, tok, data.c, data.template, cfg.max_len)
+    prompts = encode_prompts(rows, data.ds.catalog, tok, data.c, data.template, data.max_len)
     pred = predict_titles(llm, prompts, trie, beams=ev.beams, batch_size=ev.batch_size, pad_id=tok.pad_token_id,
                           progress=cfg.progress, desc=desc, length_penalty=ev.length_penalty)
     targets = [ex.target_item_id for ex in rows]
