@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rl4rec.genrec.decoding import left_pad
-from rl4rec.genrec.latent.decode import score_titles, title_beam_search
+from rl4rec.genrec.latent.decode import title_beam_search
 from rl4rec.genrec.latent.model import LatentLM, load_latent_model, save_latent_model
 from rl4rec.genrec.latent.module import LatentAttention
 from rl4rec.genrec.latent.titles import TitleIndex, TitleTrie, normalize_title
@@ -23,6 +23,37 @@ def tiny_lm(seed: int = 0):
     cfg = Qwen2Config(vocab_size=V, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                       max_position_embeddings=128, tie_word_embeddings=True, initializer_range=0.3)
     return Qwen2ForCausalLM(cfg).eval()
+
+
+def naive_answer_logits(llm: LatentLM, prompt: list[int], target: list[int]) -> torch.Tensor:
+    """The release's two passes for one example: pass 1 over prompt + thought token(s) + target,
+    the thought found **by token id**; pass 2 with its embedding replaced by ``z``. Returns the
+    logits predicting ``target`` (``(L, V)``), differentiable."""
+    dev = llm.lm.get_input_embeddings().weight.device
+    n = llm.num_latents
+    if n and llm.thought_id is None:
+        raise ValueError("the naive pass needs thought_id")
+    full = torch.tensor([prompt + [llm.thought_id] * n + target[:-1]], device=dev)
+    embeds = llm.embed(full)
+    thought = (full[0] == llm.thought_id).nonzero().flatten().tolist() if n else []
+    for t in thought:  # latent i reads the prompt and latents before it, from a full pass
+        hidden = llm.backbone(inputs_embeds=embeds).last_hidden_state
+        z = llm.latent(hidden[:, :t], torch.ones(1, t, dtype=torch.long, device=dev))
+        embeds = torch.cat([embeds[:, :t], z[:, None].to(embeds.dtype), embeds[:, t + 1 :]], 1)
+    logits = llm.lm(inputs_embeds=embeds).logits[0]
+    return logits[len(prompt) + n - 1 :].float()
+
+
+@torch.no_grad()
+def score_titles(llm: LatentLM, prompt: list[int], paths: list[list[int]], length_penalty: float = 1.0) -> torch.Tensor:
+    """Brute force: each title path's ``sum log p / length ** length_penalty`` after ``prompt``,
+    every path scored by the naive two-pass forward of its own (no cache, no trie)."""
+    out = []
+    for path in paths:
+        logits = naive_answer_logits(llm, list(prompt), list(path))
+        lp = logits.log_softmax(-1).gather(-1, torch.tensor(path, device=logits.device)[:, None]).sum()
+        out.append(float(lp) / len(path) ** length_penalty)
+    return torch.tensor(out)
 
 
 def reference_latent(module: LatentAttention, h: torch.Tensor) -> torch.Tensor:
@@ -76,7 +107,7 @@ def test_prompt_once_pass_equals_the_naive_two_pass_version(num_latents):
     llm.zero_grad()
     naive = 0
     for b in range(2):
-        logits = llm.naive_answer_logits(prompts[b], targets[b])
+        logits = naive_answer_logits(llm, prompts[b], targets[b])
         ref = logits.log_softmax(-1).gather(-1, torch.tensor(targets[b])[:, None]).squeeze(-1)
         torch.testing.assert_close(lp[b, : len(targets[b])], ref, atol=1e-5, rtol=1e-5)
         naive = naive - ref.sum()

@@ -43,13 +43,14 @@ class SequentialRecommender(nn.Module):
         super().__init__()
         self.num_items = num_items
         self.max_len = max_len
+        self.hparams: dict[str, Any] = {}  # constructor arguments besides these two (saved in config)
 
     @property
     def pad_id(self) -> int:
         return self.num_items
 
     def config(self) -> dict[str, Any]:
-        raise NotImplementedError
+        return {"num_items": self.num_items, "max_len": self.max_len, **self.hparams}
 
     def forward(self, seqs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -142,9 +143,6 @@ class SASRec(SequentialRecommender):
         self.ln_final = nn.LayerNorm(hidden)
         self.head = nn.Linear(hidden, num_items)
 
-    def config(self) -> dict[str, Any]:
-        return {"num_items": self.num_items, "max_len": self.max_len, **self.hparams}
-
     def encode(self, seqs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``(B, d)`` hidden state at position ``len - 1``."""
         mask = seqs != self.pad_id
@@ -172,9 +170,6 @@ class GRU4Rec(SequentialRecommender):
         self.gru = nn.GRU(hidden, hidden, num_layers=num_layers, batch_first=True)
         self.head = nn.Linear(hidden, num_items)
 
-    def config(self) -> dict[str, Any]:
-        return {"num_items": self.num_items, "max_len": self.max_len, **self.hparams}
-
     def forward(self, seqs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = self.emb_drop(self.item_emb(seqs))
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
@@ -193,9 +188,6 @@ class Popularity(SequentialRecommender):
         if c.shape != (num_items,):
             raise ValueError(f"counts must have shape ({num_items},), got {tuple(c.shape)}")
         self.register_buffer("counts", c.float())
-
-    def config(self) -> dict[str, Any]:
-        return {"num_items": self.num_items, "max_len": self.max_len}
 
     def forward(self, seqs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # noqa: ARG002
         return self.counts[None].expand(seqs.shape[0], -1)
@@ -218,8 +210,7 @@ def load_model(path: str | Path) -> SequentialRecommender:
         path = RunDir(path).checkpoint("best")
     blob = load_checkpoint(path)
     blob = blob.get("task", blob)  # a run checkpoint holds the task state ...
-    if "model_file" in blob:  # ... which wraps the model file's content
-        blob = blob["model_file"]
+    blob = blob.get("model_file", blob)  # ... which wraps the model file's content
     if blob.get("kind") not in MODELS:
         raise ValueError(f"{path}: not a saved baseline model (kind {blob.get('kind')!r})")
     model = MODELS[blob["kind"]](**blob["config"])

@@ -11,7 +11,6 @@ time). Popularity has no epochs: it counts the training targets.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,8 +18,6 @@ import numpy as np
 
 from rl4rec.config import ConfigError, field
 from rl4rec.training import Task, TrainingConfig, check_rank_metric, default, fit
-
-log = logging.getLogger(__name__)
 
 __all__ = ["BaselineConfig", "BaselineTask", "train_baseline", "evaluate_model", "build_model", "format_results"]
 

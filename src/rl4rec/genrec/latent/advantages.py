@@ -19,14 +19,14 @@ one micro-step", so its signal changed with the GPU count (2 prompts on their 2 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
 __all__ = ["ADVANTAGES", "latent_advantages", "block_of_rows"]
 
-ADVANTAGES = ("batch_clean_mean_l2", "group_clean", "group_zscore", "faithful_group_mix")
 Variant = Literal["batch_clean_mean_l2", "group_clean", "group_zscore", "faithful_group_mix"]
+ADVANTAGES = get_args(Variant)
 
 
 def block_of_rows(num_prompts: int, baseline_prompts: int, device=None) -> tuple[torch.Tensor, int]:

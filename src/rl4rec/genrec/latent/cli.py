@@ -31,10 +31,11 @@ def evaluate_latent_run(run: str, which: str = "best", overrides: list[str] | tu
     """Re-test a latent SFT or GRPO run's saved model (``eval.*`` overrides, e.g.
     ``eval.group_by=target eval.test_rows=1000``); writes ``eval_<which>.json`` + ranks."""
     import json
+    from dataclasses import replace
 
     from rl4rec.config import apply_overrides, to_dict
     from rl4rec.genrec.artifacts import sft_run_of
-    from rl4rec.genrec.latent.grpo import EvalView, LatentGRPOConfig
+    from rl4rec.genrec.latent.grpo import LatentGRPOConfig
     from rl4rec.genrec.latent.sft import LatentEvalConfig, LatentSFTConfig, load_latent_data, test_run
     from rl4rec.runs import atomic_write_text, config_of, find_run
 
@@ -42,8 +43,8 @@ def evaluate_latent_run(run: str, which: str = "best", overrides: list[str] | tu
     sft_dir = sft_run_of(run_dir)  # a GRPO run names its SFT run in init_run.json
     sft_cfg = config_of(LatentSFTConfig, sft_dir)
     own = to_dict(sft_cfg.eval if sft_dir == run_dir else config_of(LatentGRPOConfig, run_dir).eval)  # the run's own eval settings
-    ev = apply_overrides(LatentEvalConfig, own, [o[len("eval."):] if o.startswith("eval.") else o for o in overrides])
-    view = EvalView(ev, sft_cfg.max_len, True, sft_cfg.device)
+    ev = apply_overrides(LatentEvalConfig, own, [o.removeprefix("eval.") for o in overrides])
+    view = replace(sft_cfg, eval=ev, progress=True)  # what test_run reads: these eval settings, the SFT run's device
     result = {"run_dir": str(run_dir), "which": which, "eval": to_dict(ev), **test_run(run_dir, view, load_latent_data(sft_cfg), which, ranks_file=f"eval_{which}_ranks.npy")}
     atomic_write_text(run_dir / f"eval_{which}.json", json.dumps(result, indent=2))
     return result

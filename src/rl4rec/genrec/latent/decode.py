@@ -12,7 +12,7 @@ title is a catalogue title; with fewer than ``num_return`` reachable titles the 
 with ``-1``.
 
 With ``num_beams`` at least the number of catalogue titles nothing is ever pruned by width and
-the result equals exhaustive scoring of every title (:func:`score_titles`, the test oracle).
+the result equals exhaustive scoring of every title (the tests' oracle).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from rl4rec.genrec.decoding import BeamKV, left_pad
 from rl4rec.genrec.latent.model import LatentLM
 from rl4rec.genrec.latent.titles import TitleTrie
 
-__all__ = ["TitleBeams", "title_beam_search", "score_titles"]
+__all__ = ["TitleBeams", "title_beam_search"]
 
 NEG_INF = float("-inf")
 
@@ -51,7 +51,7 @@ def title_beam_search(
     dev = llm.lm.get_input_embeddings().weight.device
     ids, mask = left_pad(prompts, pad_id, dev)
     hidden, cache = llm.prefill(ids, mask)
-    first, mask, lengths, _ = llm.think(hidden, mask, cache)
+    first, mask, lengths = llm.think(hidden, mask, cache)
     logits = llm.head(first).float()
     vocab = logits.shape[-1]
     t = trie.to(dev) if trie.child_ptr.device != dev else trie
@@ -84,32 +84,17 @@ def title_beam_search(
         ls = ls.masked_fill((child < 0) | (bound < pool_score[:, -1:]), NEG_INF)
         if not bool(torch.isfinite(ls).any()):
             break
-        if depth == 0:
-            if fast_kv:
-                BeamKV.expand(cache, ls.shape[1], t.max_depth + 1)
-            else:
-                cache.batch_repeat_interleave(ls.shape[1])
-            mask, lengths = mask.repeat_interleave(ls.shape[1], 0), lengths.repeat_interleave(ls.shape[1], 0)
+        src = (rows * nb + origin).view(-1)  # the row each new beam continues (at depth 0: its prompt's)
+        if not fast_kv:
+            cache.reorder_cache(src)
+        elif depth == 0:
+            BeamKV.expand(cache, ls.shape[1], t.max_depth + 1)
         else:
-            src = (rows * nb + origin).view(-1)
-            if fast_kv:
-                BeamKV.reorder_within_prompts(cache, src)
-            else:
-                cache.reorder_cache(src)
+            BeamKV.reorder_within_prompts(cache, src)
+        mask, lengths = mask[src], lengths[src]
         node, score = child.clamp(min=0), ls
         new, mask = llm.extend(llm.embed(tok.view(-1, 1)), cache, mask, lengths)
         lengths = lengths + 1
         logits = llm.head(new[:, -1]).float()
     return TitleBeams(pool_group, pool_score)
 
-
-@torch.no_grad()
-def score_titles(llm: LatentLM, prompt: Sequence[int], paths: Sequence[Sequence[int]], length_penalty: float = 1.0) -> torch.Tensor:
-    """Brute force (tests): each title path's ``sum log p / length ** length_penalty`` after
-    ``prompt``, every path scored by the naive two-pass forward of its own (no cache, no trie)."""
-    out = []
-    for path in paths:
-        logits = llm.naive_answer_logits(list(prompt), list(path))
-        lp = logits.log_softmax(-1).gather(-1, torch.tensor(path, device=logits.device)[:, None]).sum()
-        out.append(float(lp) / len(path) ** length_penalty)
-    return torch.tensor(out)

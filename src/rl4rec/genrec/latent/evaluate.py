@@ -12,12 +12,10 @@ be another item) and ``ambiguous_hits@10``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from rl4rec.genrec.latent.decode import title_beam_search
 from rl4rec.genrec.latent.prompts import encode_prompt
@@ -60,12 +58,12 @@ def predict_titles(
     return out
 
 
-def _with_ci(ranks: np.ndarray, ks: Sequence[int], prefix: str = "") -> dict[str, float]:
-    out = ranking_metrics(ranks, ks, metrics=("hr", "ndcg"), prefix=prefix)
+def _with_ci(ranks: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
+    out = ranking_metrics(ranks, ks, metrics=("hr", "ndcg"))
     for k in ks:
         hit = (ranks < k).astype(np.float64)
-        out[f"{prefix}hr@{k}_ci95"] = mean_ci(hit).half_width if hit.size > 1 else float("nan")
-        out[f"{prefix}ndcg@{k}_ci95"] = mean_ci(hit / np.log2(ranks + 2.0)).half_width if hit.size > 1 else float("nan")
+        out[f"hr@{k}_ci95"] = mean_ci(hit).half_width if hit.size > 1 else float("nan")
+        out[f"ndcg@{k}_ci95"] = mean_ci(hit / np.log2(ranks + 2.0)).half_width if hit.size > 1 else float("nan")
     return out
 
 
@@ -127,13 +125,3 @@ def paired_test(ranks_a: np.ndarray, ranks_b: np.ndarray, k: int = 10) -> dict[s
     p = binomtest(only_a, only_a + only_b).pvalue if only_a + only_b else 1.0
     return {f"ndcg@{k}_diff": d.mean, f"ndcg@{k}_diff_ci95": d.half_width, f"hr@{k}_only_a": only_a, f"hr@{k}_only_b": only_b, "mcnemar_p": float(p)}
 
-
-def evaluate_titles(llm, tokenizer, catalog, index: TitleIndex, trie: TitleTrie, examples: Sequence, *, c: str, template: str, max_len: int, beams: int, batch_size: int, ks: Sequence[int] = KS, groups: np.ndarray | None = None, progress: bool = False, desc: str = "decode", length_penalty: float = 1.0) -> dict[str, Any]:
-    """Decode ``examples`` and score them; ``{"metrics", "ranks", "pred", "eval_s"}``."""
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        prompts = encode_prompts(examples, catalog, tokenizer, c, template, max_len)
-        pred = predict_titles(llm, prompts, trie, beams=beams, batch_size=batch_size, pad_id=tokenizer.pad_token_id, progress=progress, desc=desc, length_penalty=length_penalty)
-    targets = [ex.target_item_id for ex in examples]
-    metrics, ranks = title_metrics(pred, index.group_of_item[targets], index.shared(targets), ks=[k for k in ks if k <= beams], groups=groups)
-    return {"metrics": metrics, "ranks": ranks, "pred": pred, "eval_s": time.perf_counter() - t0}

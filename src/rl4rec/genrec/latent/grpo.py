@@ -30,8 +30,7 @@ and gradients are summed: 1 and N processes make the same update.
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,10 +40,8 @@ import torch
 from rl4rec.config import ConfigError, field
 from rl4rec.devices import all_gather_rows, sum_gradients
 from rl4rec.genrec.latent.advantages import latent_advantages
-from rl4rec.genrec.latent.sft import LatentEvalConfig
-from rl4rec.training import Task, TrainingConfig, default, fit, lr_lambda
-
-log = logging.getLogger(__name__)
+from rl4rec.genrec.latent.sft import LatentEvalConfig, LatentTask
+from rl4rec.training import TrainingConfig, default, fit
 
 __all__ = ["LatentRLConfig", "LatentGRPOConfig", "train_latent_grpo", "grpo_step", "group_rewards", "estimator_loss", "score_group", "make_noise"]
 
@@ -165,18 +162,14 @@ def estimator_loss(kind: str, logp: torch.Tensor, tmask: torch.Tensor, adv: torc
 # --------------------------------------------------------------------------- the run
 
 
-class LatentGRPOTask(Task):
+class LatentGRPOTask(LatentTask):
     """The latent module trained by noise-GRPO; the LM stays frozen (and in eval mode)."""
 
     STATE = ("latent", "opt", "sched", "noise_gen")
 
     def __init__(self, cfg: LatentGRPOConfig, run, dev):
-        from rl4rec.genrec.evaluate import valid_subset
-        from rl4rec.genrec.latent.evaluate import encode_prompts
         from rl4rec.genrec.latent.model import load_latent_model
-        from rl4rec.genrec.latent.prompts import encode_target
-        from rl4rec.genrec.latent.sft import LatentSFTConfig, load_latent_data, sample_rows
-        from rl4rec.genrec.latent.titles import TitleTrie
+        from rl4rec.genrec.latent.sft import LatentSFTConfig, load_latent_data
         from rl4rec.runs import RunDir, config_of, find_run
 
         self.cfg, self.run, self.dev, self.rl = cfg, run, dev, cfg.latent_rl
@@ -190,25 +183,16 @@ class LatentGRPOTask(Task):
         ds = data.ds
         self.llm, self.tok, meta = load_latent_model(RunDir(sft_dir).model(cfg.init_which))
         self.llm.to(dev.device)
-        for p in self.llm.lm.parameters():
-            p.requires_grad_(False)
-        self.trie = TitleTrie.from_index(data.index, self.tok).to(dev.device)
-        self.train_rows = train = sample_rows(ds.train, cfg.sample, cfg.seed)
-        self.prompts = encode_prompts(train, ds.catalog, self.tok, data.c, data.template, sft_cfg.max_len)
-        self.targets = [encode_target(self.tok, ds.catalog.title(ex.target_item_id)) for ex in train]
-        self.steps_per_epoch = max(1, len(train) // cfg.prompts_per_step)  # the last partial step is dropped
+        self.llm.lm.requires_grad_(False)
+        self.encode_rows()
+        self.steps_per_epoch = max(1, len(self.train_rows) // cfg.prompts_per_step)  # the last partial step is dropped
         self.total_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
         self.eval_every = cfg.eval_every or self.total_steps
         self.name, self.select_key = f"latent-grpo {ds.name}", f"valid/{cfg.select_metric}"
-        self.valid = valid_subset(ds.valid, cfg.eval.rows)
         self.latent = self.llm.latent  # what trains, and what a checkpoint holds
-        self.params = list(self.latent.parameters())
-        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg.warmup(self.total_steps), cfg.schedule, self.total_steps))
+        self.make_optimizer(list(self.latent.parameters()))
         self.noise_gen = torch.Generator().manual_seed(cfg.seed * 1000 + 17)
-        rl = self.rl
-        self.meta = {**meta, "grpo": {"init_from": str(sft_dir), **{k: getattr(rl, k) for k in rl.__dataclass_fields__}}}
-        self.eval_view = EvalView(cfg.eval, sft_cfg.max_len, cfg.progress, cfg.device)
+        self.meta = {**meta, "grpo": {"init_from": str(sft_dir), **asdict(self.rl)}}
 
     def train_step(self, step: int) -> dict[str, float]:
         cfg, dev = self.cfg, self.dev
@@ -222,32 +206,13 @@ class LatentGRPOTask(Task):
         self.sched.step()
         return {**metrics, "train/lr": self.sched.get_last_lr()[0]}
 
-    def validate(self, step: int) -> dict[str, float]:
-        from rl4rec.genrec.latent.sft import evaluate_split
-
-        res = evaluate_split(self.llm, self.tok, self.data, self.trie, self.valid, self.eval_view, desc="valid")
-        return {f"valid/{k}": v for k, v in res["metrics"].items() if isinstance(v, (int, float))}
-
-    def save_model(self, folder, info: dict[str, Any]) -> None:
-        from rl4rec.genrec.latent.model import save_latent_model
-
-        save_latent_model(self.llm, self.tok, folder, {**self.meta, **info})
-
     def summary(self) -> dict[str, Any]:
-        rl = self.rl
         return {
             "dataset": self.data.ds.name,
             "init_from": str(self.sft_dir),
-            "latent_rl": {k: getattr(rl, k) for k in rl.__dataclass_fields__},
+            "latent_rl": asdict(self.rl),
             "prompts": len(self.train_rows),
         }
-
-    def test(self, loop: dict[str, Any]) -> dict[str, Any]:
-        from rl4rec.genrec.latent.sft import test_metrics_to_log, test_run
-
-        out = test_run(self.run.dir, self.eval_view, self.data, which="best")
-        self.run.log_metrics(test_metrics_to_log(out), self.total_steps)
-        return out
 
 
 def train_latent_grpo(cfg: LatentGRPOConfig) -> dict[str, Any] | None:
@@ -255,16 +220,6 @@ def train_latent_grpo(cfg: LatentGRPOConfig) -> dict[str, Any] | None:
     if not cfg.init_from:
         raise ConfigError("init_from: name the latent SFT run to start from (rl4rec genrec latent-sft ...)")
     return fit(cfg, lambda run, dev: LatentGRPOTask(cfg, run, dev), key_metric=f"valid/{cfg.select_metric}")
-
-
-@dataclass(frozen=True)
-class EvalView:
-    """What :func:`evaluate_split` / :func:`test_run` read from a config."""
-
-    eval: LatentEvalConfig
-    max_len: int
-    progress: bool
-    device: str
 
 
 def grpo_step(llm, rl: LatentRLConfig, cfg: LatentGRPOConfig, step_rows, mine, prompts, targets, pad_id, device, noise_gen, opt, params, gather, reduce_grads) -> dict[str, float]:

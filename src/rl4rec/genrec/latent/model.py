@@ -40,7 +40,7 @@ class LatentLM(nn.Module):
         self.lm = lm
         self.latent = latent
         self.num_latents = int(num_latents)
-        self.thought_id = thought_id  # only the naive reference pass uses the token itself
+        self.thought_id = thought_id  # only the naive reference pass (in the tests) uses the token itself
 
     @property
     def backbone(self):
@@ -70,69 +70,41 @@ class LatentLM(nn.Module):
         out = self.backbone(inputs_embeds=embeds.to(dtype), attention_mask=grown, position_ids=pos, past_key_values=cache, use_cache=True)
         return out.last_hidden_state, grown
 
-    def think(self, hidden: torch.Tensor, mask: torch.Tensor, cache, noise: torch.Tensor | None = None):
+    def think(self, hidden: torch.Tensor, mask: torch.Tensor, cache):
         """Append the latent vector(s) to the prompt (the ``<|Thought|>`` position(s)).
 
-        Returns ``(hidden state predicting the first answer token (B, d), mask, next positions,
-        [z_1, ...])``. Latent ``i`` attends over the prompt and latents ``1..i-1`` (spec §2.1);
-        ``noise`` (``(B, d)``) is added to the last one (noise-GRPO)."""
+        Returns ``(hidden state predicting the first answer token (B, d), mask, next positions)``.
+        Latent ``i`` attends over the prompt and latents ``1..i-1`` (spec §2.1); noise-GRPO adds
+        its noise to the latent itself (:func:`rl4rec.genrec.latent.grpo.score_group`)."""
         lengths = mask.sum(-1)
-        if self.num_latents == 0:
-            return hidden[:, -1], mask, lengths, []
-        zs = []
-        for i in range(self.num_latents):
+        for _ in range(self.num_latents):
             z = self.latent(hidden, mask)
-            if noise is not None and i == self.num_latents - 1:
-                z = z + noise
             new, mask = self.extend(z[:, None], cache, mask, lengths)
             hidden = torch.cat([hidden, new.to(hidden.dtype)], 1)
             lengths = lengths + 1
-            zs.append(z)
-        return hidden[:, -1], mask, lengths, zs
+        return hidden[:, -1], mask, lengths
 
-    def answer_hidden(self, first: torch.Tensor, cache, mask, lengths, targets: torch.Tensor) -> torch.Tensor:
-        """Hidden states predicting each target token (``(R, L, d)``): ``first`` predicts token 1,
-        the continuation over tokens ``1..L-1`` the rest (teacher forcing)."""
+    def answer_hidden(self, ids, mask, targets: torch.Tensor) -> torch.Tensor:
+        """Hidden states predicting each right-padded target token after each prompt (``(R, L, d)``):
+        the state after the latent(s) predicts token 1, the continuation over tokens ``1..L-1`` the
+        rest (teacher forcing)."""
+        hidden, cache = self.prefill(ids, mask)
+        first, mask, lengths = self.think(hidden, mask, cache)
         if targets.shape[1] == 1:
             return first[:, None]
         cont, _ = self.extend(self.embed(targets[:, :-1]), cache, mask, lengths)
         return torch.cat([first[:, None], cont.to(first.dtype)], 1)
 
-    def answer_logprobs(self, ids, mask, targets, *, noise: torch.Tensor | None = None) -> torch.Tensor:
+    def answer_logprobs(self, ids, mask, targets) -> torch.Tensor:
         """Per-token log-probabilities ``(B, L)`` of right-padded ``targets`` after each prompt."""
-        hidden, cache = self.prefill(ids, mask)
-        first, mask2, lengths, _ = self.think(hidden, mask, cache, noise)
-        h = self.answer_hidden(first, cache, mask2, lengths, targets)
-        logits = self.head(h).float()
+        logits = self.head(self.answer_hidden(ids, mask, targets)).float()
         return logits.log_softmax(-1).gather(-1, targets[..., None]).squeeze(-1)
 
     def answer_loss(self, ids, mask, targets, target_mask) -> torch.Tensor:
         """Mean cross-entropy over the supervised answer tokens (title + EOS); the LM head is
         applied at those positions only."""
-        hidden, cache = self.prefill(ids, mask)
-        first, mask2, lengths, _ = self.think(hidden, mask, cache)
-        h = self.answer_hidden(first, cache, mask2, lengths, targets)
-        logits = self.head(h[target_mask]).float()
+        logits = self.head(self.answer_hidden(ids, mask, targets)[target_mask]).float()
         return F.cross_entropy(logits, targets[target_mask])
-
-    # -- reference ------------------------------------------------------------------------------
-    def naive_answer_logits(self, prompt: list[int], target: list[int]) -> torch.Tensor:
-        """The release's two passes for one example (tests only): pass 1 over prompt + thought
-        token(s) + target, the thought found **by token id**; pass 2 with its embedding replaced
-        by ``z``. Returns the logits predicting ``target`` (``(L, V)``), differentiable."""
-        dev = self.lm.get_input_embeddings().weight.device
-        n = self.num_latents
-        if n and self.thought_id is None:
-            raise ValueError("the naive pass needs thought_id")
-        full = torch.tensor([prompt + [self.thought_id] * n + target[:-1]], device=dev)
-        embeds = self.embed(full)
-        thought = (full[0] == self.thought_id).nonzero().flatten().tolist() if n else []
-        for t in thought:  # latent i reads the prompt and latents before it, from a full pass
-            hidden = self.backbone(inputs_embeds=embeds).last_hidden_state
-            z = self.latent(hidden[:, :t], torch.ones(1, t, dtype=torch.long, device=dev))
-            embeds = torch.cat([embeds[:, :t], z[:, None].to(embeds.dtype), embeds[:, t + 1 :]], 1)
-        logits = self.lm(inputs_embeds=embeds).logits[0]
-        return logits[len(prompt) + n - 1 :].float()
 
 
 def save_latent_model(llm: LatentLM, tokenizer, path: str | Path, meta: dict[str, Any]) -> Path:

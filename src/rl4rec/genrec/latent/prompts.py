@@ -16,7 +16,7 @@ from typing import Literal
 
 from rl4rec.config import field
 
-__all__ = ["LatentPromptConfig", "THOUGHT_TOKEN", "CATEGORY_WORDS", "category_word", "render_blocks", "encode_prompt", "encode_target", "target_text", "fixed_texts"]
+__all__ = ["LatentPromptConfig", "THOUGHT_TOKEN", "CATEGORY_WORDS", "category_word", "render_blocks", "encode_prompt", "encode_target", "fixed_texts"]
 
 THOUGHT_TOKEN = "<|Thought|>"
 #: the release's category words ({c})
@@ -74,13 +74,9 @@ def encode_prompt(tokenizer, titles: Sequence[str], c: str, template: str = "fai
     return ids[-max_len:]
 
 
-def target_text(title: str) -> str:
-    return f'"{title}"\n'
-
-
 def encode_target(tokenizer, title: str) -> list[int]:
     """``"<title>"\\n`` + EOS: the supervised tokens and one path of the title trie."""
-    return tokenizer(target_text(title), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return tokenizer(f'"{title}"\n', add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
 
 
 def fixed_texts(c: str) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -65,6 +66,7 @@ class LatentData:
     index: Any  # TitleIndex
     c: str  # category word
     template: str
+    max_len: int  # prompt tokens kept (the SFT run's max_len)
 
 
 def load_latent_data(cfg) -> LatentData:
@@ -75,7 +77,7 @@ def load_latent_data(cfg) -> LatentData:
     ds = load_dataset(cfg.dataset, cfg.data_dir or None, train_recipe=cfg.train_recipe, skip_bad_rows=cfg.skip_bad_rows)
     index = TitleIndex.from_titles(ds.catalog.titles)
     log.info("%s: %d items, %d distinct titles (%d items share a title)", ds.name, ds.num_items, index.num_groups, int((index.group_sizes()[index.group_of_item] > 1).sum()))
-    return LatentData(ds, index, category_word(ds.name, cfg.prompt.category), cfg.prompt.template)
+    return LatentData(ds, index, category_word(ds.name, cfg.prompt.category), cfg.prompt.template, cfg.max_len)
 
 
 @dataclass(frozen=True)
@@ -121,27 +123,16 @@ class LatentSFTConfig(TrainingConfig):
             raise ConfigError(f"select_metric: {self.select_metric!r} must look like ndcg@10 or hr@5 with K <= eval.beams ({self.eval.beams})")
 
 
-def sample_rows(rows: list, n: int, seed: int) -> list:
-    """``n`` random rows in file order (all when ``n`` is 0 or larger than the split)."""
-    if not n or n >= len(rows):
-        return list(rows)
-    pick = np.sort(np.random.default_rng([seed, 42]).choice(len(rows), n, replace=False))
-    return [rows[i] for i in pick]
-
-
 def collate(prompts: list[list[int]], targets: list[list[int]], pad_id: int, device):
     """Left-padded prompts, right-padded targets and the target mask."""
     import torch
+    from torch.nn.utils.rnn import pad_sequence
 
     from rl4rec.genrec.decoding import left_pad
 
     ids, mask = left_pad(prompts, pad_id, device)
-    width = max(len(t) for t in targets)
-    tg = torch.full((len(targets), width), pad_id, dtype=torch.long)
-    tm = torch.zeros((len(targets), width), dtype=torch.bool)
-    for r, t in enumerate(targets):
-        tg[r, : len(t)] = torch.as_tensor(t)
-        tm[r, : len(t)] = True
+    tg = pad_sequence([torch.as_tensor(t, dtype=torch.long) for t in targets], batch_first=True, padding_value=pad_id)
+    tm = torch.arange(tg.shape[1]) < torch.tensor([len(t) for t in targets])[:, None]
     return ids, mask, tg.to(device), tm.to(device)
 
 
@@ -178,7 +169,52 @@ def build_latent_model(cfg: LatentSFTConfig, data: LatentData, tok_dir: Path, re
     return llm, tok, meta
 
 
-class LatentSFTTask(Task):
+class LatentTask(Task):
+    """What the latent SFT and GRPO tasks share: the training rows, the optimizer, validation,
+    the saved model and the test. A subclass sets ``cfg`` (its ``eval``, ``progress`` and ``device``
+    are read), ``run``, ``dev``, ``data``, ``llm``, ``tok`` and ``meta``."""
+
+    def encode_rows(self) -> None:
+        """The title trie, the training rows (``cfg.sample`` of them) as prompt and title ids, and
+        the fixed validation subset."""
+        from rl4rec.genrec.evaluate import valid_subset
+        from rl4rec.genrec.latent.evaluate import encode_prompts
+        from rl4rec.genrec.latent.prompts import encode_target
+        from rl4rec.genrec.latent.titles import TitleTrie
+
+        cfg, data, ds = self.cfg, self.data, self.data.ds
+        self.trie = TitleTrie.from_index(data.index, self.tok).to(self.dev.device)
+        # cfg.sample random rows in file order (all when 0), drawn per seed
+        self.train_rows = train = valid_subset(ds.train, cfg.sample, seed=[cfg.seed, 42])
+        self.prompts = encode_prompts(train, ds.catalog, self.tok, data.c, data.template, data.max_len)
+        self.targets = [encode_target(self.tok, ds.catalog.title(ex.target_item_id)) for ex in train]
+        self.valid = valid_subset(ds.valid, cfg.eval.rows)
+
+    def make_optimizer(self, params: list) -> None:
+        """AdamW over ``params`` with the warm-up and schedule over ``total_steps``."""
+        import torch
+
+        cfg, self.params = self.cfg, params
+        self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg.warmup(self.total_steps), cfg.schedule, self.total_steps))
+
+    def validate(self, step: int) -> dict[str, float]:
+        res = evaluate_split(self.llm, self.tok, self.data, self.trie, self.valid, self.cfg, desc="valid")
+        return {f"valid/{k}": v for k, v in res["metrics"].items() if isinstance(v, (int, float))}
+
+    def save_model(self, folder, info: dict[str, Any]) -> None:
+        from rl4rec.genrec.latent.model import save_latent_model
+
+        save_latent_model(self.llm, self.tok, folder, {**self.meta, **info})
+
+    def test(self, loop: dict[str, Any]) -> dict[str, Any]:
+        out = test_run(self.run.dir, self.cfg, self.data, which="best")
+        test = {k: v for k, v in out["test"].items() if "@" in k and "ci95" not in k and isinstance(v, float)}
+        self.run.log_metrics({f"test/{k}": v for k, v in test.items()}, self.total_steps)
+        return out
+
+
+class LatentSFTTask(LatentTask):
     """LM + latent module on title generation; rows of a batch split over processes, the loss
     weighted by each chunk's share of the batch's title tokens (so chunks and processes add up to
     the batch mean)."""
@@ -186,12 +222,6 @@ class LatentSFTTask(Task):
     STATE = ("llm", "opt", "sched")
 
     def __init__(self, cfg: LatentSFTConfig, run, dev):
-        import torch
-
-        from rl4rec.genrec.evaluate import valid_subset
-        from rl4rec.genrec.latent.evaluate import encode_prompts
-        from rl4rec.genrec.latent.prompts import encode_target
-        from rl4rec.genrec.latent.titles import TitleTrie
         from rl4rec.genrec.sft import epoch_batches
 
         self.cfg, self.run, self.dev = cfg, run, dev
@@ -203,13 +233,10 @@ class LatentSFTTask(Task):
         if dev.is_main:
             dev.wait()
         self.llm.to(dev.device)
-        self.trie = TitleTrie.from_index(data.index, self.tok).to(dev.device)
-        train = sample_rows(ds.train, cfg.sample, cfg.seed)
+        self.encode_rows()
+        train, prompts, targets = self.train_rows, self.prompts, self.targets
         if not train:
             raise ValueError(f"{ds.name}: no training rows with recipe {ds.train_recipe}")
-        self.train_rows = train
-        self.prompts = prompts = encode_prompts(train, ds.catalog, self.tok, data.c, data.template, cfg.max_len)
-        self.targets = targets = [encode_target(self.tok, ds.catalog.title(ex.target_item_id)) for ex in train]
         self.lengths = np.asarray([len(p) + len(t) for p, t in zip(prompts, targets, strict=True)])
         log.info("latent SFT %s: %d rows, %.1f prompt + %.1f title tokens per row, %s, trie %r", ds.name, len(train), np.mean([len(p) for p in prompts]),
                  np.mean([len(t) for t in targets]), f"{cfg.latent.num_latents} latent(s)", self.trie)
@@ -218,10 +245,7 @@ class LatentSFTTask(Task):
         self.total_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
         self.eval_every = cfg.eval_every or self.steps_per_epoch
         self.name, self.select_key = f"latent-sft {ds.name}", f"valid/{cfg.select_metric}"
-        self.valid = valid_subset(ds.valid, cfg.eval.rows)
-        self.params = [p for p in self.llm.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg.warmup(self.total_steps), cfg.schedule, self.total_steps))
+        self.make_optimizer([p for p in self.llm.parameters() if p.requires_grad])
         self._epoch, self._batches = -1, []
 
     def train_step(self, step: int) -> dict[str, float]:
@@ -249,15 +273,6 @@ class LatentSFTTask(Task):
         self.sched.step()
         return {"train/loss": loss, "train/grad_norm": grad_norm, "train/lr": self.sched.get_last_lr()[0], "train/epoch": step / self.steps_per_epoch}
 
-    def validate(self, step: int) -> dict[str, float]:
-        res = evaluate_split(self.llm, self.tok, self.data, self.trie, self.valid, self.cfg, desc="valid")
-        return {f"valid/{k}": v for k, v in res["metrics"].items() if isinstance(v, (int, float))}
-
-    def save_model(self, folder, info: dict[str, Any]) -> None:
-        from rl4rec.genrec.latent.model import save_latent_model
-
-        save_latent_model(self.llm, self.tok, folder, {**self.meta, **info})
-
     def summary(self) -> dict[str, Any]:
         ds = self.data.ds
         return {
@@ -268,11 +283,6 @@ class LatentSFTTask(Task):
             "params": self.meta["params"],
         }
 
-    def test(self, loop: dict[str, Any]) -> dict[str, Any]:
-        out = test_run(self.run.dir, self.cfg, self.data, which="best")
-        self.run.log_metrics(test_metrics_to_log(out), self.total_steps)
-        return out
-
 
 def train_latent_sft(cfg: LatentSFTConfig) -> dict[str, Any] | None:
     """Train, validate, test; returns the results (``None`` when stopped by SIGTERM)."""
@@ -280,12 +290,18 @@ def train_latent_sft(cfg: LatentSFTConfig) -> dict[str, Any] | None:
 
 
 def evaluate_split(llm, tok, data: LatentData, trie, rows, cfg, *, groups=None, desc: str = "decode") -> dict[str, Any]:
-    from rl4rec.genrec.latent.evaluate import evaluate_titles
+    """Decode ``rows`` with ``cfg.eval``'s beam search (``cfg``: a latent SFT or GRPO config) and score
+    them; ``{"metrics", "ranks", "pred", "eval_s"}``."""
+    from rl4rec.genrec.latent.evaluate import encode_prompts, predict_titles, title_metrics
 
-    return evaluate_titles(
-        llm, tok, data.ds.catalog, data.index, trie, rows, c=data.c, template=data.template, max_len=cfg.max_len,
-        beams=cfg.eval.beams, batch_size=cfg.eval.batch_size, groups=groups, progress=cfg.progress, desc=desc, length_penalty=cfg.eval.length_penalty,
-    )
+    t0 = time.perf_counter()
+    ev = cfg.eval
+    prompts = encode_prompts(rows, data.ds.catalog, tok, data.c, data.template, data.max_len)
+    pred = predict_titles(llm, prompts, trie, beams=ev.beams, batch_size=ev.batch_size, pad_id=tok.pad_token_id,
+                          progress=cfg.progress, desc=desc, length_penalty=ev.length_penalty)
+    targets = [ex.target_item_id for ex in rows]
+    metrics, ranks = title_metrics(pred, data.index.group_of_item[targets], data.index.shared(targets), groups=groups)
+    return {"metrics": metrics, "ranks": ranks, "pred": pred, "eval_s": time.perf_counter() - t0}
 
 
 def test_run(run_dir: Path, cfg, data: LatentData, which: str = "best", ranks_file: str = "test_ranks.npy") -> dict[str, Any]:
@@ -301,7 +317,7 @@ def test_run(run_dir: Path, cfg, data: LatentData, which: str = "best", ranks_fi
     llm, tok, _ = load_latent_model(Path(run_dir) / "model" / which)
     llm.to(resolve_device(cfg.device))
     trie = TitleTrie.from_index(data.index, tok).to(llm.lm.device)
-    rows = valid_subset(ds.test, cfg.eval.test_rows) if cfg.eval.test_rows else list(ds.test)
+    rows = valid_subset(ds.test, cfg.eval.test_rows)
     groups = row_groups(ds.train, rows, ds.num_items, n_groups=cfg.eval.popularity_groups, by=cfg.eval.group_by)
     res = evaluate_split(llm, tok, data, trie, rows, cfg, groups=groups, desc="test")
     atomic_save_npy(Path(run_dir) / ranks_file, res["ranks"])
@@ -309,7 +325,3 @@ def test_run(run_dir: Path, cfg, data: LatentData, which: str = "best", ranks_fi
     targets = [ex.target_item_id for ex in rows]
     pop, _ = title_metrics(most_popular_lists(source, data.index, len(rows), cfg.eval.beams), data.index.group_of_item[targets], data.index.shared(targets), groups=groups)
     return {"test": res["metrics"], "test_eval_s": res["eval_s"], "mostpop": pop}
-
-
-def test_metrics_to_log(result: dict[str, Any]) -> dict[str, float]:
-    return {f"test/{k}": v for k, v in result["test"].items() if "@" in k and "ci95" not in k and isinstance(v, float)}

@@ -74,7 +74,7 @@ class TitleTrie:
         if not paths:
             raise ValueError("a title trie needs at least one title")
         children: list[dict[int, int]] = [{}]
-        depth = [0]
+        longest = [0]  # longest full path through each node
         end = [-1]
         for path, g in zip(paths, groups, strict=True):
             if not path or path[-1] != eos_id:
@@ -88,42 +88,27 @@ class TitleTrie:
                     nxt = len(children)
                     children[node][tok] = nxt
                     children.append({})
-                    depth.append(depth[node] + 1)
+                    longest.append(0)
                     end.append(-1)
                 node = nxt
+                longest[node] = max(longest[node], len(path))
             if end[node] == -1:  # identical token paths share one end; the first title's group wins
                 end[node] = int(g)
+        longest[0] = max(longest)  # every path runs through the root
         n = len(children)
-        counts = np.fromiter((len(c) for c in children), dtype=np.int64, count=n)
         ptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(counts, out=ptr[1:])
-        tok = np.empty(ptr[-1], dtype=np.int64)
-        node_of = np.empty(ptr[-1], dtype=np.int64)
-        for i, c in enumerate(children):
-            if c:
-                keys = sorted(c)
-                tok[ptr[i] : ptr[i + 1]] = keys
-                node_of[ptr[i] : ptr[i + 1]] = [c[k] for k in keys]
-        # longest full path through each node: deepest nodes first, each pushes its value up
-        longest = np.asarray(depth, dtype=np.int64)
-        parent = np.repeat(np.arange(n), counts)
-        order = np.argsort(-np.asarray(depth), kind="stable")
-        parent_of = np.full(n, -1, dtype=np.int64)
-        parent_of[node_of] = parent
-        for child in order:
-            p = parent_of[child]
-            if p >= 0 and longest[child] > longest[p]:
-                longest[p] = longest[child]
+        np.cumsum([len(c) for c in children], out=ptr[1:])
+        edges = np.array([(t, c[t]) for c in children for t in sorted(c)], dtype=np.int64).reshape(-1, 2)
         self.eos_id = int(eos_id)
         self.num_nodes = n
         self.num_paths = len(paths)
         self.child_ptr = torch.from_numpy(ptr)
-        self.child_tok = torch.from_numpy(tok)
-        self.child_node = torch.from_numpy(node_of)
+        self.child_tok = torch.from_numpy(edges[:, 0].copy())
+        self.child_node = torch.from_numpy(edges[:, 1].copy())
         self.edge_key = self.child_tok.new_empty(0)  # built lazily with the vocabulary size
         self.end_group = torch.tensor(end, dtype=torch.long)
-        self.max_total = torch.from_numpy(longest)
-        self.max_depth = int(longest.max())
+        self.max_total = torch.tensor(longest, dtype=torch.long)
+        self.max_depth = longest[0]
         self._vocab = 0
 
     @classmethod
@@ -131,15 +116,10 @@ class TitleTrie:
         """One path per distinct catalogue title, encoded exactly as the training target."""
         from rl4rec.genrec.latent.prompts import encode_target
 
-        seen: dict[str, int] = {}
-        paths, groups = [], []
+        group_of: dict[str, int] = {}  # first item's group of each distinct raw title
         for raw, g in zip(index.raw_titles, index.group_of_item, strict=True):
-            if raw in seen:
-                continue
-            seen[raw] = int(g)
-            paths.append(encode_target(tokenizer, raw))
-            groups.append(int(g))
-        return cls(paths, groups, tokenizer.eos_token_id)
+            group_of.setdefault(raw, int(g))
+        return cls([encode_target(tokenizer, raw) for raw in group_of], list(group_of.values()), tokenizer.eos_token_id)
 
     def to(self, device) -> TitleTrie:
         for name in ("child_ptr", "child_tok", "child_node", "end_group", "max_total"):
