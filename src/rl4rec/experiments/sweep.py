@@ -90,9 +90,7 @@ class Member:
 
 
 def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[SweepConfig, Path]:
-    path = Path(path)
-    cfg = apply_overrides(SweepConfig, load_yaml(path), overrides)
-    return cfg, path.parent
+    return apply_overrides(SweepConfig, load_yaml(path), overrides), Path(path).parent
 
 
 def expand(sweep: SweepConfig, base_dir: Path = Path(".")) -> list[Member]:
