@@ -98,8 +98,7 @@ def expand(sweep: SweepConfig, base_dir: Path = Path(".")) -> list[Member]:
     from rl4rec.registry import get_task
 
     def load_base(name: str) -> dict[str, Any]:
-        path = Path(name)
-        return load_yaml(path if path.is_absolute() else base_dir / path) if name else {}
+        return load_yaml(base_dir / name) if name else {}  # an absolute name stays absolute
 
     methods = dict(sweep.methods) or {"default": ()}
     bases = {m: load_base(sweep.bases.get(m, sweep.base)) for m in methods}

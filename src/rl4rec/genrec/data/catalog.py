@@ -89,10 +89,6 @@ class ItemCatalog:
     def __len__(self) -> int:
         return len(self.titles)
 
-    @property
-    def num_items(self) -> int:
-        return len(self.titles)
-
     def title(self, item: int) -> str:
         return self.titles[item]
 

@@ -76,12 +76,8 @@ class PreprocessConfig:
 # --------------------------------------------------------------------------- reading
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
-
-
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with _open_text(path) as fh:
+    with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             line = line.strip()
             if not line:
