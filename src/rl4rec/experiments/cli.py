@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from pathlib import Path
 
 
@@ -17,10 +18,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     outcome = run_sweep(sweep, base_dir)
     failed = {n: o for n, o in outcome.items() if o.startswith("failed")}
-    counts: dict[str, int] = {}
-    for o in outcome.values():
-        key = o.split(" ")[0]
-        counts[key] = counts.get(key, 0) + 1
+    counts = Counter(o.split(" ")[0] for o in outcome.values())
     print(f"sweep {sweep.experiment}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     for name, o in failed.items():
         print(f"  {name}: {o}")

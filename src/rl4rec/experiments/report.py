@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,21 +92,16 @@ def collect(exp_dir: Path) -> tuple[list[RunRecord], dict[str, Any]]:
         else:
             method = re.sub(r"_seed\d+$", "", run["name"])
             column, seed = "all", int(config.get("seed", 0))
-        results: dict[str, float] = {}
-        for fname in RESULT_FILES:
-            if (run_dir / fname).exists():
-                results = _numeric(json.loads((run_dir / fname).read_text()))
-                break
+        result_file = next((run_dir / f for f in RESULT_FILES if (run_dir / f).exists()), None)
+        results = _numeric(json.loads(result_file.read_text())) if result_file else {}
         curves: dict[str, list[tuple[int, float]]] = defaultdict(list)
         seed_curves: dict[int, dict[str, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
         for rec in read_metrics(run_dir / "metrics.jsonl"):
             for key, value in rec.items():
                 if key.startswith(("eval/", "val/")) and isinstance(value, (int, float)):
                     m = _SEED_CURVE.match(key)
-                    if m:
-                        seed_curves[int(m["seed"])][m["key"]].append((int(rec["step"]), float(value)))
-                    else:
-                        curves[key].append((int(rec["step"]), float(value)))
+                    curve = seed_curves[int(m["seed"])][m["key"]] if m else curves[key]
+                    curve.append((int(rec["step"]), float(value)))
         per_seed = _per_seed(results)
         if len(per_seed) > 1:  # one run that trained several seeds at once: one record per seed
             for sd, res in per_seed.items():
@@ -119,13 +114,7 @@ def collect(exp_dir: Path) -> tuple[list[RunRecord], dict[str, Any]]:
 
 
 def _cell_order(records: list[RunRecord]) -> tuple[list[str], list[str]]:
-    methods, columns = [], []
-    for r in records:
-        if r.method not in methods:
-            methods.append(r.method)
-        if r.column not in columns:
-            columns.append(r.column)
-    return methods, columns
+    return list(dict.fromkeys(r.method for r in records)), list(dict.fromkeys(r.column for r in records))
 
 
 def metric_table(records: list[RunRecord], metric: str) -> dict[str, Any]:
@@ -133,11 +122,13 @@ def metric_table(records: list[RunRecord], metric: str) -> dict[str, Any]:
     methods, columns = _cell_order(records)
     lower = bool(LOWER_IS_BETTER.search(metric))
     values: dict[tuple[str, str], list[float]] = defaultdict(list)
+    seeds: dict[tuple[str, str], list[int]] = defaultdict(list)  # parallel to values
     nonfinite: dict[tuple[str, str], int] = defaultdict(int)  # NaN/inf seeds: left out of the mean, and said so
     for r in records:
         if metric in r.results:
             if math.isfinite(r.results[metric]):
                 values[(r.method, r.column)].append(r.results[metric])
+                seeds[(r.method, r.column)].append(r.seed)
             else:
                 nonfinite[(r.method, r.column)] += 1
     for (m, col), n in nonfinite.items():
@@ -156,19 +147,12 @@ def metric_table(records: list[RunRecord], metric: str) -> dict[str, Any]:
             cells[(m, col)] = {
                 "ci": mean_ci(values[(m, col)]),
                 "values": values[(m, col)],
+                "seeds": seeds[(m, col)],
                 "best": m == best,
                 "dagger": m == best and best_significant,
                 "p_vs_best": pvals.get(m),
             }
     return {"metric": metric, "methods": methods, "columns": columns, "cells": cells, "lower_is_better": lower, "nonfinite": dict(nonfinite)}
-
-
-def _by_seed(records: list[RunRecord], metric: str) -> dict[tuple[str, str], dict[int, float]]:
-    out: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
-    for r in records:
-        if metric in r.results and math.isfinite(r.results[metric]):
-            out[(r.method, r.column)][r.seed] = r.results[metric]
-    return out
 
 
 def baseline_comparison(records: list[RunRecord], baseline: list[RunRecord], metric: str) -> list[dict[str, Any]]:
@@ -178,12 +162,11 @@ def baseline_comparison(records: list[RunRecord], baseline: list[RunRecord], met
     For an experiment that repeats another with one switch changed (e.g. a fix), cell by cell.
     """
     ours, theirs = metric_table(records, metric)["cells"], metric_table(baseline, metric)["cells"]
-    ours_seeds, theirs_seeds = _by_seed(records, metric), _by_seed(baseline, metric)
     rows = []
     for key, cell in ours.items():
         if key not in theirs:
             continue
-        a, b = ours_seeds[key], theirs_seeds[key]
+        a, b = (dict(zip(c["seeds"], c["values"], strict=True)) for c in (cell, theirs[key]))
         same = sorted(a) == sorted(b) and len(a) == len(cell["values"]) and len(b) == len(theirs[key]["values"])
         rows.append({"method": key[0], "column": key[1], "ci": cell["ci"], "baseline_ci": theirs[key]["ci"],
                      "p": welch_ttest(cell["values"], theirs[key]["values"])[1],
@@ -236,7 +219,6 @@ def plot_curves(records: list[RunRecord], out_dir: Path, prefix: str = "") -> li
     for key in keys:
         for col in columns:
             fig, ax = plt.subplots(figsize=(6, 3.6))
-            drawn = False
             for m in methods:
                 series = [dict(r.curves[key]) for r in records if r.method == m and r.column == col and key in r.curves]
                 if not series:
@@ -249,8 +231,7 @@ def plot_curves(records: list[RunRecord], out_dir: Path, prefix: str = "") -> li
                 half = np.array([0.0 if not math.isfinite(s.half_width) else s.half_width for s in stats])
                 ax.plot(steps, mean, label=f"{m} (n={len(series)})")
                 ax.fill_between(steps, mean - half, mean + half, alpha=0.2)
-                drawn = True
-            if not drawn:
+            if not ax.lines:
                 plt.close(fig)
                 continue
             ax.set_xlabel("step")
@@ -334,9 +315,8 @@ def _section(runs_dir: Path, experiment: str, metrics: list[str] | None, baselin
     sweep = manifest.get("sweep", {})
     wanted = metrics or list(sweep.get("report_metrics", ())) or sorted({k for r in records for k in r.results})
     tables = [metric_table(records, m) for m in wanted]
-    status: dict[str, int] = defaultdict(int)
-    for r in {r.name.split("#")[0]: r for r in records}.values():  # a batched-seed run counts once
-        status[r.status] += 1
+    runs = {r.name.split("#")[0]: r for r in records}.values()  # a batched-seed run counts once
+    status = Counter(r.status for r in runs)
     md = [f"## {experiment}", ""]
     if sweep.get("description"):
         md += [sweep["description"].strip(), ""]

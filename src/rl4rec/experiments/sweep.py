@@ -90,9 +90,7 @@ class Member:
 
 
 def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[SweepConfig, Path]:
-    path = Path(path)
-    cfg = apply_overrides(SweepConfig, load_yaml(path), overrides)
-    return cfg, path.parent
+    return apply_overrides(SweepConfig, load_yaml(path), overrides), Path(path).parent
 
 
 def expand(sweep: SweepConfig, base_dir: Path = Path(".")) -> list[Member]:
@@ -100,8 +98,7 @@ def expand(sweep: SweepConfig, base_dir: Path = Path(".")) -> list[Member]:
     from rl4rec.registry import get_task
 
     def load_base(name: str) -> dict[str, Any]:
-        path = Path(name)
-        return load_yaml(path if path.is_absolute() else base_dir / path) if name else {}
+        return load_yaml(base_dir / name) if name else {}  # an absolute name stays absolute
 
     methods = dict(sweep.methods) or {"default": ()}
     bases = {m: load_base(sweep.bases.get(m, sweep.base)) for m in methods}

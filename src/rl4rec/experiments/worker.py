@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -24,9 +25,7 @@ def run_spec(spec: dict[str, Any]) -> Any:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    with open(argv[0]) as fh:
-        spec = json.load(fh)
-    run_spec(spec)
+    run_spec(json.loads(Path(argv[0]).read_text()))
     return 0
 
 

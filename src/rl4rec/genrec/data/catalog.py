@@ -45,13 +45,9 @@ def parse_description(raw: str) -> str:
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError, MemoryError, RecursionError):
-            inner = text[1:-1] if text.endswith("]") else text[1:]
-            inner = inner.strip()
+            inner = text[1:].removesuffix("]").strip()
             for q in ("'", '"'):
-                if inner.startswith(q):
-                    inner = inner[1:]
-                if inner.endswith(q):
-                    inner = inner[:-1]
+                inner = inner.removeprefix(q).removesuffix(q)
             paragraphs = re.split(r"""['"],\s*['"]""", inner)  # the list's item separators
             return re.sub(r"\s+", " ", " ".join(p.strip() for p in paragraphs if p.strip())).strip()
         if isinstance(value, (list, tuple)):
@@ -93,10 +89,6 @@ class ItemCatalog:
     def __len__(self) -> int:
         return len(self.titles)
 
-    @property
-    def num_items(self) -> int:
-        return len(self.titles)
-
     def title(self, item: int) -> str:
         return self.titles[item]
 
@@ -131,12 +123,8 @@ class ItemCatalog:
 
     # -- files ---------------------------------------------------------------------------------
     @classmethod
-    def from_dir(cls, directory: str | Path, name: str | None = None, *, index_json: str | Path | None = None) -> ItemCatalog:
-        """Read ``<C>.info.txt`` (+ ``item.json``, ``index.json`` when present) from ``directory``.
-
-        ``index_json`` replaces the folder's own SIDs (after the folder's files were checked
-        against each other).
-        """
+    def from_dir(cls, directory: str | Path, name: str | None = None) -> ItemCatalog:
+        """Read ``<C>.info.txt`` (+ ``item.json``, ``index.json`` when present) from ``directory``."""
         directory = Path(directory)
         name = name or directory.name
         info_path = directory / f"{name}.info.txt"
@@ -149,8 +137,7 @@ class ItemCatalog:
         brands: list[str] = []
         item_path = directory / f"{name}.item.json"
         if item_path.is_file():
-            with item_path.open(encoding="utf-8") as fh:
-                meta = json.load(fh)
+            meta = json.loads(item_path.read_text(encoding="utf-8"))
             if set(meta) != {str(i) for i in range(n)}:
                 raise DataFormatError(f"{item_path}: keys must be '0'..'{n - 1}' to match {info_path.name} ({len(meta)} keys)")
             brands = [""] * n
@@ -173,10 +160,7 @@ class ItemCatalog:
                         raise DataFormatError(f"{info_path}:{i + 1}: SID {s} differs from {index_path.name} ({sids.string(i)})")
         elif info_sids is not None:
             sids = SIDCodec.from_strings(info_sids)
-        catalog = cls(tuple(titles), tuple(descriptions), sids, name, tuple(brands))
-        if index_json is not None:
-            catalog = catalog.with_sids(SIDCodec.from_index_json(index_json, num_items=n))
-        return catalog
+        return cls(tuple(titles), tuple(descriptions), sids, name, tuple(brands))
 
     def write(self, directory: str | Path, name: str | None = None) -> None:
         """Write ``info.txt``, ``item.json`` and (with SIDs) ``index.json`` in the release layout."""

@@ -26,25 +26,19 @@ log = logging.getLogger(__name__)
 __all__ = ["SeqDataset", "load_dataset", "resolve_dataset_dir", "default_data_dirs"]
 
 
-
 def default_data_dirs() -> list[Path]:
     """Where dataset names are looked up when no data directory is given: ``$RL4REC_DATA_DIR``,
     then ``data/`` and ``../shared/data`` relative to the working directory (never the package's
     own location: an installed package has no checkout around it)."""
-    dirs = []
-    if os.environ.get("RL4REC_DATA_DIR"):
-        dirs.append(Path(os.environ["RL4REC_DATA_DIR"]))
-    dirs += [Path("data"), Path("..") / "shared" / "data"]
-    return dirs
+    env = os.environ.get("RL4REC_DATA_DIR")
+    return [*([Path(env)] if env else []), Path("data"), Path("..") / "shared" / "data"]
 
 
 def _category_name(directory: Path) -> str | None:
     if (directory / f"{directory.name}.info.txt").is_file():
         return directory.name
     infos = sorted(directory.glob("*.info.txt"))
-    if len(infos) == 1:
-        return infos[0].name[: -len(".info.txt")]
-    return None
+    return infos[0].name.removesuffix(".info.txt") if len(infos) == 1 else None
 
 
 def resolve_dataset_dir(name_or_dir: str | Path, data_dir: str | Path | None = None) -> tuple[Path, str]:
@@ -60,8 +54,8 @@ def resolve_dataset_dir(name_or_dir: str | Path, data_dir: str | Path | None = N
     for root in roots:
         for candidate in (root / str(name_or_dir), root / "amazon" / str(name_or_dir)):
             tried.append(str(candidate))
-            if candidate.is_dir() and _category_name(candidate):
-                return candidate, _category_name(candidate) or str(name_or_dir)
+            if candidate.is_dir() and (name := _category_name(candidate)):
+                return candidate, name
     raise FileNotFoundError(
         f"dataset {str(name_or_dir)!r} not found; looked in {', '.join(tried)}. "
         "Pass a category folder or --data-dir (data_dir=...) holding it."

@@ -30,7 +30,7 @@ import html
 import json
 import logging
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,12 +76,8 @@ class PreprocessConfig:
 # --------------------------------------------------------------------------- reading
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
-
-
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with _open_text(path) as fh:
+    with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             line = line.strip()
             if not line:
@@ -100,9 +96,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def clean_title(raw: Any, max_words: int = 20) -> str | None:
     """The cleaned title, or ``None`` when the item is dropped (§1.1 item filter)."""
-    if not isinstance(raw, str) or not raw.strip():
-        return None
-    if "<span id" in raw or len(raw.strip()) <= 1 or len(raw.split()) > max_words:
+    if not isinstance(raw, str) or "<span id" in raw or len(raw.strip()) <= 1 or len(raw.split()) > max_words:
         return None
     title = raw.replace("&quot;", '"').replace("&amp;", "&")
     title = re.sub(r"\s+", " ", html.unescape(title)).strip().strip('"').strip()
@@ -211,21 +205,19 @@ def preprocess_amazon(
     if cfg.item_order == "first_seen":
         first: dict[str, tuple[int, int]] = {}
         for n, (_, a, t) in enumerate(core):
-            first.setdefault(a, (t, n))
-            first[a] = min(first[a], (t, n))
+            first[a] = min(first.get(a, (t, n)), (t, n))
         asins.sort(key=lambda a: first[a])
     elif cfg.item_order == "shuffle":
         asins = [asins[i] for i in np.random.default_rng(cfg.seed).permutation(len(asins))]
     item_id = {a: i for i, a in enumerate(asins)}
     users = sorted({u for u, _, _ in core})
     user_id = {u: f"A{i}" for i, u in enumerate(users)}
-    seqs: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    seqs: dict[str, list[tuple[int, int]]] = {user_id[u]: [] for u in users}
     for u, a, t in core:  # file order, then a stable time sort per user: ties keep file order
         seqs[user_id[u]].append((item_id[a], t))
     for s in seqs.values():
         s.sort(key=lambda x: x[1])
-    ordered = {user_id[u]: seqs[user_id[u]] for u in users}
-    samples = sliding_window_samples(ordered, cfg.max_history)
+    samples = sliding_window_samples(seqs, cfg.max_history)
     train, valid, test = chronological_split(samples)
 
     catalog = ItemCatalog(

@@ -68,15 +68,13 @@ def successor_map(num_items: int, seed: int) -> np.ndarray:
 def _catalog(cfg: SyntheticConfig) -> ItemCatalog:
     rng = np.random.default_rng([cfg.seed, 2])
     titles, descriptions, codes = [], [], []
-    per_topic = [0] * cfg.num_topics
     for i in range(cfg.num_items):
         topic = i % cfg.num_topics
         noun, category, blurb = _TOPICS[topic]
         adjective = _ADJECTIVES[int(rng.integers(len(_ADJECTIVES)))]
         titles.append(f"{adjective} {noun.title()} {chr(65 + topic)}-{100 + i}")
         descriptions.append(f"A {adjective.lower()} {noun} for {category}. It {blurb}. Model {100 + i}.")
-        j = per_topic[topic]
-        per_topic[topic] += 1
+        j = i // cfg.num_topics  # the item's rank within its topic
         codes.append((topic, j // 16, j % 16))
     return ItemCatalog(tuple(titles), tuple(descriptions), SIDCodec(np.asarray(codes)), cfg.name)
 

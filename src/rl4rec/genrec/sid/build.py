@@ -86,8 +86,7 @@ def build_sids(cfg: SIDBuildConfig) -> dict[str, Any]:
     if cfg.method == "provided":
         if catalog.sids is None:
             raise FileNotFoundError(f"{directory} has no {name}.index.json (or SID column in info.txt) to use with method=provided")
-        inferred = catalog.sids.codebook_sizes
-        codec = SIDCodec(catalog.sids.codes, [max(k, cfg.codebook_size) for k in inferred])
+        codec = SIDCodec(catalog.sids.codes, [max(k, cfg.codebook_size) for k in catalog.sids.codebook_sizes])
     else:
         from rl4rec.genrec.sid.text import embed_items, make_encoder
 

@@ -87,9 +87,6 @@ class SIDCodec:
     def __len__(self) -> int:
         return self.num_items
 
-    def tuple(self, item: int) -> tuple[int, ...]:
-        return tuple(int(c) for c in self.codes[item])
-
     def tokens(self, item: int) -> tuple[str, ...]:
         return tuple(f"<{LETTERS[lv]}_{int(c)}>" for lv, c in enumerate(self.codes[item]))
 
@@ -112,10 +109,7 @@ class SIDCodec:
 
     def vocabulary(self) -> list[str]:
         """Every token used, level by level, codes ascending (e.g. the 560 released tokens)."""
-        out = []
-        for lv in range(self.num_levels):
-            out.extend(f"<{LETTERS[lv]}_{c}>" for c in np.unique(self.codes[:, lv]).tolist())
-        return out
+        return [f"<{LETTERS[lv]}_{c}>" for lv in range(self.num_levels) for c in np.unique(self.codes[:, lv]).tolist()]
 
     # -- reports -----------------------------------------------------------------------------
     def collisions(self) -> dict[str, Any]:
@@ -153,12 +147,9 @@ class SIDCodec:
         return out
 
     # -- I/O ---------------------------------------------------------------------------------
-    def to_index_json(self) -> dict[str, list[str]]:
-        return {str(i): list(self.tokens(i)) for i in range(self.num_items)}
-
     def save_index_json(self, path: str | Path) -> Path:
         path = Path(path)
-        path.write_text(json.dumps(self.to_index_json()))
+        path.write_text(json.dumps({str(i): list(self.tokens(i)) for i in range(self.num_items)}))
         return path
 
     @classmethod
@@ -239,9 +230,9 @@ def reassign_last_level(codec: SIDCodec, residuals: np.ndarray, codebook: np.nda
         by_prefix[tuple(row[:-1])].append(item)
     for items in by_prefix.values():
         last = codes[items, -1]
-        if len(set(last.tolist())) == len(items):
-            continue
         used = set(last.tolist())
+        if len(used) == len(items):
+            continue
         dist = ((residuals[items][:, None, :] - codebook[None]) ** 2).sum(-1)  # (g, K)
         keep: dict[int, int] = {}
         movers = []

@@ -50,10 +50,7 @@ def _kmeanspp(x: torch.Tensor, k: int, gen: torch.Generator, batch_size: int) ->
     for _ in range(1, k):
         total = float(closest.sum())
         if total <= 0:  # fewer distinct points than k: take any unused points
-            unused = torch.ones(n, dtype=torch.bool)
-            unused[centers] = False
-            idx = int(torch.nonzero(unused)[0]) if unused.any() else centers[-1]
-            centers.append(idx)
+            centers.append(next((i for i in range(n) if i not in centers), centers[-1]))
             continue
         cand = torch.multinomial(closest / total, trials, replacement=True, generator=gen)
         new_closest = torch.minimum(closest[None, :], sq_distances(x[cand], x, batch_size))  # (trials, n)
@@ -75,6 +72,24 @@ def _update(x: torch.Tensor, assign: torch.Tensor, centroids: torch.Tensor, dist
     return new
 
 
+def _lloyd(
+    x: torch.Tensor, centroids: torch.Tensor, assign_fn, iters: int, tol: float, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd iterations from ``centroids`` with ``assign_fn(distances (n, k)) -> codes (n,)``, until
+    the inertia stops falling by more than ``tol``; returns the centroids and the final assignment."""
+    prev = float("inf")
+    for _ in range(iters):
+        d = sq_distances(x, centroids, batch_size)
+        assign = assign_fn(d)
+        own = d.gather(1, assign[:, None])[:, 0]
+        inertia = float(own.sum())
+        centroids = _update(x, assign, centroids, own)
+        if prev - inertia <= tol * max(prev, 1e-12):
+            break
+        prev = inertia
+    return centroids, assign_fn(sq_distances(x, centroids, batch_size))
+
+
 def kmeans(
     x: np.ndarray | torch.Tensor, k: int, *, iters: int = 50, seed: int = 0, tol: float = 1e-6, batch_size: int = 8192
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,31 +98,13 @@ def kmeans(
     ``k`` larger than ``n`` is reduced to ``n`` (with a log line): a code cannot be used by
     fewer than one item.
     """
-    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float64)
+    x = torch.as_tensor(x, dtype=torch.float64)
     n = x.shape[0]
     if k > n:
         log.info("k-means: %d clusters requested for %d points; using %d", k, n, n)
         k = n
     gen = torch.Generator().manual_seed(seed)
-    centroids = _kmeanspp(x, k, gen, batch_size)
-    prev = float("inf")
-    assign = torch.zeros(n, dtype=torch.long)
-    for _ in range(iters):
-        d = sq_distances(x, centroids, batch_size)
-        own, assign = d.min(1)
-        inertia = float(own.sum())
-        centroids = _update(x, assign, centroids, own)
-        if prev - inertia <= tol * max(prev, 1e-12):
-            break
-        prev = inertia
-    assign = sq_distances(x, centroids, batch_size).argmin(1)
-    return centroids, assign
-
-
-def _capacities(n: int, k: int) -> torch.Tensor:
-    cap = torch.full((k,), n // k, dtype=torch.long)
-    cap[: n % k] += 1
-    return cap
+    return _lloyd(x, _kmeanspp(x, k, gen, batch_size), lambda d: d.argmin(1), iters, tol, batch_size)
 
 
 def balanced_assign(d: torch.Tensor, capacity: torch.Tensor) -> torch.Tensor:
@@ -142,24 +139,13 @@ def balanced_kmeans(
     x: np.ndarray | torch.Tensor, k: int, *, iters: int = 30, seed: int = 0, tol: float = 1e-6, batch_size: int = 8192
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """k-means whose clusters have sizes ``N // k`` or ``N // k + 1`` (see the module docstring)."""
-    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float64)
+    x = torch.as_tensor(x, dtype=torch.float64)
     n = x.shape[0]
     k = min(k, n)
     centroids, _ = kmeans(x, k, iters=max(1, iters // 3), seed=seed, batch_size=batch_size)
-    cap = _capacities(n, k)
-    prev = float("inf")
-    assign = torch.zeros(n, dtype=torch.long)
-    for _ in range(iters):
-        d = sq_distances(x, centroids, batch_size)
-        assign = balanced_assign(d, cap)
-        own = d.gather(1, assign[:, None])[:, 0]
-        inertia = float(own.sum())
-        centroids = _update(x, assign, centroids, own)
-        if prev - inertia <= tol * max(prev, 1e-12):
-            break
-        prev = inertia
-    assign = balanced_assign(sq_distances(x, centroids, batch_size), cap)
-    return centroids, assign
+    cap = torch.full((k,), n // k, dtype=torch.long)
+    cap[: n % k] += 1
+    return _lloyd(x, centroids, lambda d: balanced_assign(d, cap), iters, tol, batch_size)
 
 
 @dataclass

@@ -17,6 +17,7 @@ Industrial on one core), so expect more collisions than the released SIDs.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 
 from rl4rec.config import field
+from rl4rec.genrec.sid.codec import SIDCodec
 from rl4rec.genrec.sid.rqkmeans import kmeans
 
 log = logging.getLogger(__name__)
@@ -119,17 +121,8 @@ class RQVAE(nn.Module):
 
 
 def _mlp(dims: list[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i in range(len(dims) - 1):
-        layers.append(nn.Linear(dims[i], dims[i + 1]))
-        if i < len(dims) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
-
-
-def _collision_rate(codes: np.ndarray) -> float:
-    n = codes.shape[0]
-    return (n - len({tuple(r) for r in codes.tolist()})) / n if n else 0.0
+    layers = [m for a, b in itertools.pairwise(dims) for m in (nn.Linear(a, b), nn.ReLU())]
+    return nn.Sequential(*layers[:-1])  # no ReLU after the last layer
 
 
 def train_rqvae(
@@ -167,7 +160,7 @@ def train_rqvae(
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             model.eval()
             codes, _ = model.encode_codes(data)
-            rate = _collision_rate(codes)
+            rate = SIDCodec(codes).collisions()["collision_rate"]
             history.append({"epoch": epoch, "loss": total / data.shape[0], "collision_rate": rate})
             if (rate, total) < best:
                 best = (rate, total)

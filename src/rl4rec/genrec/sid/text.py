@@ -28,6 +28,7 @@ from typing import Protocol
 import numpy as np
 
 from rl4rec.genrec.data.catalog import ItemCatalog
+from rl4rec.runs import atomic_save_npy
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,5 @@ def embed_items(
         emb[bad] = 0.0
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.tmp-{os.getpid()}.npy")
-        np.save(tmp, emb)
-        os.replace(tmp, cache)
+        atomic_save_npy(cache, emb)
     return emb
