@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from rl4rec.cli import main
+from rl4rec.config import ConfigError
 from rl4rec.genrec.data import ItemCatalog, load_dataset
 from rl4rec.genrec.sid import SIDCodec, SIDFormatError, add_extra_level, parse_sid, reassign_last_level
 from rl4rec.genrec.sid.rqkmeans import balanced_assign, balanced_kmeans, kmeans, residual_kmeans
@@ -129,6 +130,30 @@ def test_build_sids_command_and_loading_the_index(tmp_path, synthetic_dir, capsy
     assert ds.catalog.sids.num_levels == 4 and len(set(ds.catalog.sids.strings)) == 50
     assert main(["genrec", "build-sids", "--dataset", str(synthetic_dir), "--method", "provided", "--out", str(tmp_path / "p")]) == 0
     assert json.loads((tmp_path / "p" / "sid_report.json").read_text())["before"]["distinct_sids"] == 50
+
+
+def test_build_sids_from_item_embeddings(tmp_path, synthetic_dir):
+    from rl4rec.errors import InputError
+    from rl4rec.genrec.sid.build import SIDBuildConfig, build_sids
+
+    # 50 items in 4 tight, far-apart clusters (item i in cluster i % 4): with 4 first-level codes
+    # every cluster gets its own first code, and items of one cluster share it
+    rng = np.random.default_rng(0)
+    centres = np.eye(4, 8, dtype=np.float32) * 100
+    table = centres[np.arange(50) % 4] + rng.normal(scale=0.01, size=(50, 8)).astype(np.float32)
+    np.save(tmp_path / "cf.npy", table)
+    cfg = SIDBuildConfig(dataset=str(synthetic_dir), embeddings=str(tmp_path / "cf.npy"), codebook_size=4, levels=2, out=str(tmp_path / "s"))
+    report = build_sids(cfg)
+    assert report["encoder"].startswith("embeddings:") and report["embedding_dim"] == 8
+    codes = load_dataset(synthetic_dir, sid_index=tmp_path / "s" / "Synthetic.index.json").catalog.sids.codes
+    first = codes[:, 0]
+    assert all(len(set(first[np.arange(50) % 4 == c])) == 1 for c in range(4)) and len(set(first)) == 4
+    assert report["after"]["collision_rate"] == 0.0
+    np.save(tmp_path / "short.npy", table[:49])
+    with pytest.raises(InputError, match=r"must be a float \(50, d\) array"):
+        build_sids(SIDBuildConfig(dataset=str(synthetic_dir), embeddings=str(tmp_path / "short.npy"), out=str(tmp_path / "t")))
+    with pytest.raises(ConfigError, match="embeddings: method=provided"):
+        SIDBuildConfig(embeddings="x.npy", method="provided").check()
 
 
 def test_rqvae_trains_and_keeps_best_collision_weights():

@@ -36,6 +36,9 @@ class SIDBuildConfig:
     data_dir: str = field("", "folder holding category folders (empty: the default search path)")
     method: Method = field("rqkmeans", "rqkmeans | rqkmeans_balanced | rqvae | provided (the folder's index.json)")
     encoder: str = field("minilm", "minilm | hash | hash:DIM | a local sentence-transformers / HF model folder")
+    embeddings: str = field(
+        "", "item embeddings to quantize instead of encoding text: a .npy with one row per item, in id order (e.g. SASRec's table)"
+    )
     out: str = field("", "output folder (empty: sids/<dataset>-<method>-<encoder>)")
     levels: int = field(3, "SID levels before collision handling", ge=1, le=8)
     codebook_size: int = field(256, "codes per level", ge=2)
@@ -52,14 +55,30 @@ class SIDBuildConfig:
     rqvae: RQVAEConfig = field(default_factory=RQVAEConfig, help="RQ-VAE architecture and budget (method=rqvae)")
 
     def check(self) -> None:
+        if self.embeddings and self.method == "provided":
+            raise ConfigError("embeddings: method=provided reads the folder's SIDs and quantizes nothing; use rqkmeans or rqvae")
         if self.method == "provided" and self.dedup == "last_level":
             raise ConfigError("dedup=last_level needs the quantizer's residuals; with method=provided use extra_level or none")
 
     def out_dir(self) -> Path:
         if self.out:
             return Path(self.out)
-        enc = Path(self.encoder).name.replace(":", "")
+        enc = Path(self.embeddings).stem if self.embeddings else Path(self.encoder).name.replace(":", "")
         return Path("sids") / f"{Path(self.dataset).name}-{self.method}-{enc}"
+
+
+def load_item_embeddings(path: str | Path, num_items: int):
+    """A float32 ``(num_items, d)`` table from a .npy file; any other shape is an error naming the file."""
+    import numpy as np
+
+    from rl4rec.errors import InputError
+
+    if not Path(path).is_file():
+        raise InputError(f"embeddings: {path} is not a file")
+    table = np.load(path, allow_pickle=False)
+    if table.ndim != 2 or table.shape[0] != num_items or not np.issubdtype(table.dtype, np.floating):
+        raise InputError(f"embeddings: {path} must be a float ({num_items}, d) array, one row per item; got {table.dtype} {table.shape}")
+    return table.astype(np.float32)
 
 
 def build_sids(cfg: SIDBuildConfig) -> dict[str, Any]:
@@ -88,13 +107,17 @@ def build_sids(cfg: SIDBuildConfig) -> dict[str, Any]:
             raise FileNotFoundError(f"{directory} has no {name}.index.json (or SID column in info.txt) to use with method=provided")
         codec = SIDCodec(catalog.sids.codes, [max(k, cfg.codebook_size) for k in catalog.sids.codebook_sizes])
     else:
-        from rl4rec.genrec.sid.text import embed_items, make_encoder
-
         t0 = time.perf_counter()
-        encoder = make_encoder(cfg.encoder)
-        emb = embed_items(catalog, encoder, cache_dir=cfg.cache_dir or out, batch_size=cfg.encode_batch_size)
+        if cfg.embeddings:
+            emb, source = load_item_embeddings(cfg.embeddings, len(catalog)), f"embeddings:{cfg.embeddings}"
+        else:
+            from rl4rec.genrec.sid.text import embed_items, make_encoder
+
+            encoder = make_encoder(cfg.encoder)
+            emb = embed_items(catalog, encoder, cache_dir=cfg.cache_dir or out, batch_size=cfg.encode_batch_size)
+            source = encoder.name
         times["embed_s"] = time.perf_counter() - t0
-        report.update(encoder=encoder.name, embedding_dim=int(emb.shape[1]))
+        report.update(encoder=source, embedding_dim=int(emb.shape[1]))
         t0 = time.perf_counter()
         if cfg.method in ("rqkmeans", "rqkmeans_balanced"):
             from rl4rec.genrec.sid.rqkmeans import residual_kmeans

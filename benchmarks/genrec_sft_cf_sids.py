@@ -1,0 +1,121 @@
+"""SFT on SIDs built from collaborative item embeddings (SASRec's table) vs text SIDs and SASRec itself.
+
+Claim checked (issue #21 item 0, "a start worth improving"): does the tiny SID LM of
+``benchmarks/genrec_sft.py`` close its gap to SASRec when its SIDs come from SASRec's item
+embeddings instead of item text? Per dataset and seed S:
+
+1. SASRec, ``configs/genrec/baselines.yaml`` with ``seed=S`` (the run of ``genrec_baselines.py``);
+2. its item table (rows 0..N-1, in item-id order) quantized by ``rl4rec genrec build-sids
+   embeddings=<table.npy> method=rqkmeans dedup=last_level`` (3 levels of 256, the text SIDs' settings);
+3. SFT with the dataset's own config (``configs/genrec/sft_<dataset>.yaml``, ``seed=S``), only
+   ``sid_index`` changed.
+
+Compared on the test file with the text-SID SFT of ``benchmarks/results/genrec_sft.json`` (same
+configs and seeds) and with the SASRec run of step 1, paired over seeds. Writes
+``benchmarks/results/genrec_sft_cf_sids.json``.
+
+    python benchmarks/genrec_sft_cf_sids.py --data-dir ../shared/data --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from _runs import reuse_or_train  # noqa: E402  (benchmarks/ is the script's directory)
+from rl4rec.config import load_config
+from rl4rec.genrec.baselines.models import load_model
+from rl4rec.genrec.baselines.train import BaselineConfig, train_baseline
+from rl4rec.genrec.sft import SFTConfig, train_sft
+from rl4rec.genrec.sid.build import SIDBuildConfig, build_sids
+from rl4rec.metrics.stats import mean_ci, paired_ttest
+from rl4rec.naming import run_name
+
+ROOT = Path(__file__).resolve().parents[1]
+SFT_CONFIGS = {
+    "Industrial_and_Scientific": ROOT / "configs" / "genrec" / "sft_industrial.yaml",
+    "CDs_and_Vinyl": ROOT / "configs" / "genrec" / "sft_cds.yaml",
+}
+BASELINES = ROOT / "configs" / "genrec" / "baselines.yaml"
+METRICS = ["hr@5", "hr@10", "ndcg@5", "ndcg@10"]
+
+
+def cf_sids(dataset: str, seed: int, args) -> tuple[Path, dict]:
+    """SASRec of ``seed`` (trained or reused) and the SID index built from its item table."""
+    overrides = ["model=sasrec", f"dataset={dataset}", f"seed={seed}", f"runs_dir={args.runs_dir}"]
+    if args.data_dir:
+        overrides.append(f"data_dir={args.data_dir}")
+    cfg = load_config(BaselineConfig, BASELINES, overrides)
+    sasrec = reuse_or_train(cfg, train_baseline, args.force)
+    out = Path(args.runs_dir) / "sids" / f"{dataset}-sasrec-seed{seed}"
+    index = out / f"{dataset}.index.json"
+    if not index.exists() or args.force:
+        model = load_model(Path(cfg.runs_dir) / cfg.experiment / run_name(cfg))
+        out.mkdir(parents=True, exist_ok=True)
+        table = model.item_emb.weight.detach()[: model.num_items].numpy().astype(np.float32)  # row N is padding
+        np.save(out / "sasrec_items.npy", table)
+        build_sids(SIDBuildConfig(dataset=dataset, data_dir=args.data_dir or "", embeddings=str(out / "sasrec_items.npy"),
+                                  method="rqkmeans", dedup="last_level", out=str(out), threads=1))
+    return index, sasrec
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--runs-dir", default="runs")
+    ap.add_argument("--datasets", nargs="*", default=list(SFT_CONFIGS))
+    ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    ap.add_argument("--force", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "genrec_sft_cf_sids.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    text_rows = {r["dataset"]: r for r in json.loads((ROOT / "benchmarks" / "results" / "genrec_sft.json").read_text())["rows"]}
+    rows = []
+    for dataset in args.datasets:
+        cf, sasrec, reports = [], [], []
+        for seed in args.seeds:
+            print(f"{dataset} seed {seed}", flush=True)
+            index, base = cf_sids(dataset, seed, args)
+            overrides = [f"seed={seed}", f"runs_dir={args.runs_dir}", "experiment=bench-genrec-sft-cf", f"sid_index={index}"]
+            if args.data_dir:
+                overrides.append(f"data_dir={args.data_dir}")
+            cf.append(reuse_or_train(load_config(SFTConfig, SFT_CONFIGS[dataset], overrides), train_sft, args.force))
+            sasrec.append(base)
+            reports.append(json.loads((index.parent / "sid_report.json").read_text()))
+        text = text_rows[dataset]
+        text_by_seed = dict(zip(text["seeds"], range(len(text["seeds"])), strict=True))
+        row = {"dataset": dataset, "seeds": args.seeds, "sft_config": str(SFT_CONFIGS[dataset].relative_to(ROOT)),
+               "cf_sid_levels": [r["after"]["levels"] for r in reports],
+               "cf_collision_rate_before_dedup": [r["before"]["collision_rate"] for r in reports],
+               "best_step": [r["best_step"] for r in cf], "train_s": [r["train_s"] for r in cf]}
+        for m in METRICS:
+            arms = {"sft_cf_sids": [r["test"][m] for r in cf], "sasrec": [r["test"][m] for r in sasrec]}
+            if all(s in text_by_seed for s in args.seeds):
+                arms["sft_text_sids"] = [text[m]["values"][text_by_seed[s]] for s in args.seeds]
+            row[m] = {}
+            for arm, vals in arms.items():
+                ci = mean_ci(vals)
+                row[m][arm] = {"mean": ci.mean, "ci95": ci.half_width, "values": vals}
+            row[m]["cf_vs_sasrec_paired_p"] = paired_ttest(arms["sft_cf_sids"], arms["sasrec"])[1]
+            if "sft_text_sids" in arms:
+                row[m]["cf_vs_text_paired_p"] = paired_ttest(arms["sft_cf_sids"], arms["sft_text_sids"])[1]
+        rows.append(row)
+        n10 = row["ndcg@10"]
+        print(f"{dataset}: NDCG@10 SFT on CF SIDs {n10['sft_cf_sids']['mean']:.4f}, text SIDs "
+              f"{n10.get('sft_text_sids', {}).get('mean', float('nan')):.4f}, SASRec {n10['sasrec']['mean']:.4f}", flush=True)
+    out = {
+        "claim": "SIDs from SASRec's item embeddings vs text SIDs for the tiny SFT model, and SASRec itself (same seeds, test file)",
+        "command": "python benchmarks/genrec_sft_cf_sids.py --data-dir ../shared/data --seeds " + " ".join(map(str, args.seeds)),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__, "threads": 1},
+        "rows": rows,
+    }
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
