@@ -31,6 +31,7 @@ have probability 0, raises :class:`DeadEndError`; there is no unconstrained fall
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,7 +48,6 @@ __all__ = [
     "TrieLogitsProcessor",
     "prefix_allowed_tokens_fn",
     "generation_config",
-    "score_items",
 ]
 
 log = logging.getLogger(__name__)
@@ -93,19 +93,19 @@ class ItemTrie:
         self.num_sid_cols = len(sid_vocab)
         self.suffix_ids = suffix
         self.eos_id, self.pad_id = suffix[-1], int(pad_id)
+        self.num_sids = len(seqs)
+        self.max_sid_len = max(len(s) for s in seqs)
 
         # nodes of SID prefixes, breadth-first so depth(node) is non-decreasing in the node id
         nodes: dict[tuple[int, ...], int] = {(): 0}
-        for depth in range(1, max(len(s) for s in seqs) + 1):
+        for depth in range(1, self.max_sid_len + 1):
             for s in sorted({s[:depth] for s in seqs if len(s) >= depth}):
                 nodes[s] = len(nodes)
         n_prefix = len(nodes)
         n = n_prefix + len(suffix)  # + one node per suffix position; the last one is `done`
         child = np.full((n, len(columns)), -1, dtype=np.int64)
         end_sid = np.full(n, -1, dtype=np.int64)
-        depth_of = np.zeros(n, dtype=np.int64)
         for prefix, node in nodes.items():
-            depth_of[node] = len(prefix)
             if prefix:
                 child[nodes[prefix[:-1]], col[prefix[-1]]] = node
         for g, s in enumerate(seqs):
@@ -119,9 +119,7 @@ class ItemTrie:
         child[self.done_node, col[self.pad_id]] = self.done_node
         has_sid_children = (child[:, : self.num_sid_cols] >= 0).any(1)
         # forced = a single deterministic continuation that is not a choice between items
-        forced = np.zeros(n, dtype=bool)
-        forced[suffix_nodes] = True
-        forced[(end_sid >= 0) & ~has_sid_children] = True
+        forced = (np.arange(n) >= n_prefix) | ((end_sid >= 0) & ~has_sid_children)
 
         self.columns = torch.as_tensor(columns, dtype=torch.long)
         self.col_of = torch.full((max(columns) + 1,), -1, dtype=torch.long)
@@ -130,11 +128,8 @@ class ItemTrie:
         self.end_sid = torch.as_tensor(end_sid)
         self.has_sid_children = torch.as_tensor(has_sid_children)
         self.forced = torch.as_tensor(forced)
-        self.depth = torch.as_tensor(depth_of)
-        self.num_sids = len(seqs)
-        self.max_sid_len = max(len(s) for s in seqs)
-        internal = [int((depth_of[:n_prefix] == d).sum()) for d in range(self.max_sid_len)]
-        self.max_width = max(internal)  # live beams that exact enumeration may need at one depth
+        # live beams that exact enumeration may need at one depth: the most internal nodes at a depth
+        self.max_width = max(Counter(len(p) for p in nodes if len(p) < self.max_sid_len).values())
         # completions (SID + suffix), right-padded, and their lengths
         width = self.max_sid_len + len(suffix)
         comp = np.full((len(seqs), width), self.pad_id, dtype=np.int64)
@@ -156,23 +151,19 @@ class ItemTrie:
         if codec is None:
             raise ValueError("the catalog has no SIDs")
         groups = codec.group_ids()
-        n_sids = int(groups.max()) + 1
-        first = np.full(n_sids, -1)
-        for item in range(codec.num_items - 1, -1, -1):
-            first[groups[item]] = item
+        items = [[] for _ in range(int(groups.max()) + 1)]
+        for item, g in enumerate(groups.tolist()):
+            items[g].append(item)
         vocab = tokenizer.get_vocab()
         seqs = []
-        for g in range(n_sids):
-            toks = codec.tokens(int(first[g]))
+        for group in items:
+            toks = codec.tokens(group[0])  # the group's first item (every item of a group has the same SID)
             missing = [t for t in toks if t not in vocab]
             if missing:
                 raise ValueError(f"SID tokens {missing} are not in the tokenizer; build it with the catalog's SIDs")
             seqs.append([vocab[t] for t in toks])
         suffix = tokenizer("\n", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        items = [[] for _ in range(n_sids)]
-        for item, g in enumerate(groups.tolist()):
-            items[g].append(item)
         trie = cls(seqs, suffix, pad, items)
         trie.item_sid = torch.as_tensor(groups, dtype=torch.long)
         return trie
@@ -373,21 +364,17 @@ def constrained_beam_search(
     trie: ItemTrie,
     *,
     num_beams: int,
-    num_return: int | None = None,
     temperature: float = 1.0,
 ) -> Decoded:
-    """Top ``num_return`` (default ``num_beams``) distinct valid SIDs per prompt, best first.
+    """Top ``num_beams`` distinct valid SIDs per prompt, best first.
 
     One prefill per prompt (not per beam): its KV cache is then indexed into ``num_beams`` rows.
     Each step scores every (beam, SID token) pair of the batch as one tensor, keeps the best
-    ``num_beams`` live prefixes and merges completed SIDs into a top-``num_return`` pool; a live
+    ``num_beams`` live prefixes and merges completed SIDs into a top-``num_beams`` pool; a live
     prefix that can no longer beat the pool is dropped. With fixed-length SIDs this is exactly HF
     beam search with ``length_penalty=0`` (and the forced suffix at zero cost).
     """
-    k = num_return or num_beams
-    if k > num_beams:
-        raise ValueError(f"num_return ({k}) must be <= num_beams ({num_beams})")
-    return _search(model, prompts, trie, k=k, width=num_beams, temperature=temperature)
+    return _search(model, prompts, trie, k=num_beams, width=num_beams, temperature=temperature)
 
 
 @torch.no_grad()
@@ -450,17 +437,16 @@ def _search(model, prompts, trie: ItemTrie, *, k: int, width: int, temperature: 
         node, score = nxt.view(b_size, -1).gather(1, li), ls
         nb_new = li.shape[1]
         flat = (rows * nb + origin).view(-1)
-        if depth == 0 and fast_kv:
+        if not fast_kv:
+            cache.reorder_cache(flat)
+        elif depth == 0:
             BeamKV.expand(cache, nb_new, t.max_sid_len)  # origin is 0: every beam starts from its prompt
-        elif fast_kv and nb_new == nb:
+        elif nb_new == nb:
             BeamKV.reorder_within_prompts(cache, flat)
-        else:
-            if fast_kv:  # the beam count shrank: leave the fast layout (copies rows like HF)
-                for layer in cache.layers:
-                    layer.kbuf, layer.vbuf = layer.kbuf.index_select(0, flat), layer.vbuf.index_select(0, flat)
-                    layer.keys, layer.values = layer.kbuf[:, :, : layer.length], layer.vbuf[:, :, : layer.length]
-            else:
-                cache.reorder_cache(flat)
+        else:  # the beam count shrank: leave the fast layout (copies rows like HF)
+            for layer in cache.layers:
+                layer.kbuf, layer.vbuf = layer.kbuf.index_select(0, flat), layer.vbuf.index_select(0, flat)
+                layer.keys, layer.values = layer.kbuf[:, :, : layer.length], layer.vbuf[:, :, : layer.length]
         step_mask = torch.cat([mask.repeat_interleave(nb_new, 0), torch.ones(b_size * nb_new, depth + 1, dtype=mask.dtype, device=dev)], 1)
         logits, cache = _forward_step(model, cols[col].view(-1), cache, step_mask, (lengths + depth).repeat_interleave(nb_new))
         logp = _log_probs(logits, temperature, cols).view(b_size, nb_new, s)
@@ -468,28 +454,6 @@ def _search(model, prompts, trie: ItemTrie, *, k: int, width: int, temperature: 
         bad = (~torch.isfinite(pool_score)).any(1).nonzero().flatten().tolist()
         raise DeadEndError(f"prompts {bad[:5]}: fewer than {k} items with a non-zero probability under the trie")
     return _result(t, pool_sid, pool_score, pool_lp)
-
-
-@torch.no_grad()
-def score_items(model, prompt: Sequence[int], trie: ItemTrie, sids: Sequence[int] | None = None, batch_size: int = 256) -> torch.Tensor:
-    """Brute force: the summed SID-token log-probabilities of each SID after ``prompt``, each
-    scored by its own full forward pass (no cache, no trie). The reference the tests check the
-    search against; O(#SIDs) forwards, so for small catalogs only."""
-    sids = list(range(trie.num_sids)) if sids is None else list(sids)
-    device = next(model.parameters()).device
-    out = []
-    for i in range(0, len(sids), batch_size):
-        chunk = [trie.sequences[g] for g in sids[i : i + batch_size]]
-        width = max(len(c) for c in chunk)
-        ids = torch.full((len(chunk), len(prompt) + width), trie.pad_id, dtype=torch.long)
-        ids[:, : len(prompt)] = torch.as_tensor(list(prompt))
-        for r, c in enumerate(chunk):
-            ids[r, len(prompt) : len(prompt) + len(c)] = torch.as_tensor(c)
-        logp = torch.log_softmax(model(input_ids=ids.to(device)).logits.float(), -1)
-        for r, c in enumerate(chunk):
-            pos = torch.arange(len(prompt) - 1, len(prompt) - 1 + len(c), device=device)
-            out.append(logp[r, pos, torch.as_tensor(c, device=device)].sum())
-    return torch.stack(out)
 
 
 # --------------------------------------------------------------------------- sampling

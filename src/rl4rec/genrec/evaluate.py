@@ -67,7 +67,6 @@ def predict(
     beams: int = 20,
     batch_size: int = 32,
     max_len: int = 512,
-    phase: str = "test",
     progress: bool = False,
     check: set[tuple[int, ...]] | None = None,
 ) -> Predictions:
@@ -81,7 +80,7 @@ def predict(
     t0 = time.perf_counter()
     samples = PromptBuilder.seq_samples("seq_sid2sid", examples)
     reserve = trie.max_sid_len + len(trie.suffix_ids)
-    encoded = [prompt_ids(builder, tokenizer, s, max_len=max_len, reserve=reserve, phase=phase) for s in samples]
+    encoded = [prompt_ids(builder, tokenizer, s, max_len=max_len, reserve=reserve, phase="test") for s in samples]
     lengths = np.asarray([len(ids) for ids, _ in encoded])
     n = len(samples)
     sid = np.zeros((n, beams), dtype=np.int64)
@@ -221,7 +220,7 @@ def comparison_table(ours: dict[str, Any], baselines: list[dict[str, Any]], name
     """Markdown table: HR/NDCG@K of this model and of each baseline row."""
     ks = [k for k in (1, 3, 5, 10, 20) if f"hr@{k}" in ours]
     cols = [f"hr@{k}" for k in ks] + [f"ndcg@{k}" for k in ks if k > 1]
-    lines = ["| model | source | seeds | " + " | ".join(c.upper().replace("@", "@") for c in cols) + " |", "|" + "---|" * (len(cols) + 3)]
+    lines = ["| model | source | seeds | " + " | ".join(c.upper() for c in cols) + " |", "|" + "---|" * (len(cols) + 3)]
 
     def fmt(v):
         return f"{v:.4f}" if isinstance(v, float) else "–"

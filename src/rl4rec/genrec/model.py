@@ -5,7 +5,8 @@ Nothing is ever downloaded: presets build ``Qwen2ForCausalLM`` from a ``Qwen2Con
 random weights (for CPU runs and tests), and ``model.path`` loads a folder written by
 ``save_pretrained`` with ``local_files_only=True``.
 
-    tok, model, meta = build_model_and_tokenizer(ModelConfig(preset="tiny"), catalog)
+    tok, orig_vocab_size = build_tokenizer(ModelConfig(preset="tiny"), catalog.sids)
+    model, meta = build_model(ModelConfig(preset="tiny"), tok, orig_vocab_size)
     save_model_dir(model, tok, run_dir / "model" / "best", meta)
     model, tok, meta = load_model_dir(run_dir / "model" / "best")
 """
@@ -24,7 +25,7 @@ from rl4rec.config import ConfigError, field
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ModelConfig", "PRESETS", "build_tokenizer", "build_model", "build_model_and_tokenizer", "save_model_dir", "load_model_dir", "split_backbone_head"]
+__all__ = ["ModelConfig", "PRESETS", "build_tokenizer", "build_model", "save_model_dir", "load_model_dir", "split_backbone_head"]
 
 #: Qwen2-style shapes; parameters exclude the (vocabulary-sized) embedding matrix
 PRESETS: dict[str, dict[str, int]] = {
@@ -131,13 +132,6 @@ def build_model(cfg: ModelConfig, tok, orig_vocab_size: int) -> tuple[Any, dict[
     meta = {"source": source, "orig_vocab_size": int(orig_vocab_size), "vocab_size": len(tok), "params": int(n_params), "trainable_params": int(n_train)}
     log.info("model %s: %.2fM parameters (%.2fM trainable), vocabulary %d (%d added SID tokens)", source, n_params / 1e6, n_train / 1e6, len(tok), len(tok) - orig_vocab_size)
     return model, meta
-
-
-def build_model_and_tokenizer(cfg: ModelConfig, codec, texts=(), tok_cfg=None, extra_texts=()) -> tuple[Any, Any, dict[str, Any]]:
-    """(tokenizer, model, meta): :func:`build_tokenizer` then :func:`build_model`."""
-    tok, orig = build_tokenizer(cfg, codec, texts, tok_cfg, extra_texts)
-    model, meta = build_model(cfg, tok, orig)
-    return tok, model, meta
 
 
 def _wrap_lora(model, cfg: ModelConfig, new_token_ids: list[int]):

@@ -147,15 +147,14 @@ def make_generator(backend: str, model, tokenizer, **kw):
     raise ValueError(f"unknown generation backend {backend!r}; choose hf or vllm")
 
 
-def text_ranks(generator, index, prompts: Sequence[Sequence[int]], targets: Sequence[int], *, batch_size: int = 64, histories=None, progress: bool = False) -> np.ndarray:
+def text_ranks(generator, index, prompts: Sequence[Sequence[int]], targets: Sequence[int], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
     """Greedy text per prompt, grounded: the 0-based rank of the target among all catalog items."""
     from rl4rec.progress import track
 
     ranks = []
     for start in track(range(0, len(prompts), batch_size), desc="generate + ground", enabled=progress, unit="batch"):
         out = generator.generate(prompts[start : start + batch_size], num_return=1, do_sample=False)
-        hist = None if histories is None else histories[start : start + batch_size]
-        ranks.append(np.asarray(index.rank_texts(out.texts, list(targets[start : start + batch_size]), hist)))
+        ranks.append(np.asarray(index.rank_texts(out.texts, list(targets[start : start + batch_size]))))
     return np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)
 
 

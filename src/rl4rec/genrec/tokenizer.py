@@ -19,6 +19,7 @@ on which codes a catalog happens to use (spec §3, rl4rec).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -68,13 +69,6 @@ def sid_token_strings(codec: SIDCodec, min_codebook: int = 256) -> list[str]:
     return tokens
 
 
-def _corpus(texts: Iterable[str], extra: Sequence[str]) -> Iterable[str]:
-    yield from extra
-    for t in texts:
-        if t:
-            yield t
-
-
 def build_scratch_tokenizer(
     codec: SIDCodec | None,
     texts: Iterable[str],
@@ -99,7 +93,7 @@ def build_scratch_tokenizer(
         show_progress=False,
     )
     # the prompt text is repeated so its words become single tokens even in tiny catalogs
-    bpe.train_from_iterator(_corpus(texts, list(extra_texts) * 20), trainer=trainer)
+    bpe.train_from_iterator(itertools.chain(list(extra_texts) * 20, filter(None, texts)), trainer=trainer)
     if codec is not None:
         bpe.add_tokens([AddedToken(t, normalized=False, special=False) for t in sid_token_strings(codec, cfg.min_codebook)])
     if special_tokens:
