@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from transformers import GenerationConfig, LogitsProcessor
+from transformers.cache_utils import DynamicLayer
 
 __all__ = [
     "ItemTrie",
@@ -131,11 +133,8 @@ class ItemTrie:
         # live beams that exact enumeration may need at one depth: the most internal nodes at a depth
         self.max_width = max(Counter(len(p) for p in nodes if len(p) < self.max_sid_len).values())
         # completions (SID + suffix), right-padded, and their lengths
-        width = self.max_sid_len + len(suffix)
-        comp = np.full((len(seqs), width), self.pad_id, dtype=np.int64)
-        for g, s in enumerate(seqs):
-            comp[g, : len(s) + len(suffix)] = [*s, *suffix]
-        self.completions = torch.as_tensor(comp)
+        comps = [torch.as_tensor([*s, *suffix], dtype=torch.long) for s in seqs]
+        self.completions = torch.nn.utils.rnn.pad_sequence(comps, batch_first=True, padding_value=self.pad_id)
         self.sid_lengths = torch.as_tensor([len(s) for s in seqs], dtype=torch.long)
         self.sid_items = [list(map(int, items)) for items in sid_items]
         self.sid_first_item = torch.as_tensor([min(items) for items in self.sid_items], dtype=torch.long)
@@ -283,24 +282,16 @@ def _forward_step(model, tokens, cache, mask, positions):
     return out.logits[:, -1], out.past_key_values
 
 
-def _buffered_layer_class():
-    from transformers.cache_utils import DynamicLayer
+class _BufferedLayer(DynamicLayer):
+    """A ``DynamicLayer`` whose new keys/values are written into a preallocated buffer."""
 
-    class BufferedLayer(DynamicLayer):
-        """A ``DynamicLayer`` whose new keys/values are written into a preallocated buffer."""
-
-        def update(self, key_states, value_states, *args, **kwargs):
-            t = key_states.shape[-2]
-            self.kbuf[:, :, self.length : self.length + t] = key_states
-            self.vbuf[:, :, self.length : self.length + t] = value_states
-            self.length += t
-            self.keys, self.values = self.kbuf[:, :, : self.length], self.vbuf[:, :, : self.length]
-            return self.keys, self.values
-
-    return BufferedLayer
-
-
-_BufferedLayer = _buffered_layer_class()
+    def update(self, key_states, value_states, *args, **kwargs):
+        t = key_states.shape[-2]
+        self.kbuf[:, :, self.length : self.length + t] = key_states
+        self.vbuf[:, :, self.length : self.length + t] = value_states
+        self.length += t
+        self.keys, self.values = self.kbuf[:, :, : self.length], self.vbuf[:, :, : self.length]
+        return self.keys, self.values
 
 
 class BeamKV:
@@ -316,8 +307,6 @@ class BeamKV:
 
     @staticmethod
     def supported(cache) -> bool:
-        from transformers.cache_utils import DynamicLayer
-
         layers = getattr(cache, "layers", None)
         return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
@@ -528,13 +517,7 @@ def constrained_sample(
 # --------------------------------------------------------------------------- HF generate
 
 
-try:  # the base class only documents the interface; keep the module importable without it
-    from transformers import LogitsProcessor as _LogitsProcessorBase
-except ImportError:  # pragma: no cover
-    _LogitsProcessorBase = object
-
-
-class TrieLogitsProcessor(_LogitsProcessorBase):
+class TrieLogitsProcessor(LogitsProcessor):
     """A stateless ``LogitsProcessor`` that allows only trie continuations in HF ``generate``.
 
     ``prompt_length`` is the (left-padded) prompt width of the ``generate`` call. Each call
@@ -573,9 +556,7 @@ class TrieLogitsProcessor(_LogitsProcessorBase):
             node = torch.where(dead, t.done_node, node)  # `done` allows only EOS / pad
         cols = t.columns.to(scores.device)
         allowed = t.child.to(scores.device)[node] >= 0
-        vals = scores[:, cols]
-        vals = torch.where(t.forced.to(scores.device)[node][:, None], torch.zeros_like(vals), vals)
-        vals = vals.masked_fill(~allowed, NEG_INF)
+        vals = scores[:, cols].masked_fill(t.forced.to(scores.device)[node][:, None], 0.0).masked_fill(~allowed, NEG_INF)
         if bool((~torch.isfinite(vals).any(1)).any()):
             raise DeadEndError("a row has no allowed token with a finite score (another processor removed them all)")
         out = torch.full_like(scores, NEG_INF)
@@ -603,8 +584,6 @@ def generation_config(trie: ItemTrie, *, num_beams: int = 1, num_return_sequence
     """An explicit ``GenerationConfig`` for constrained SID generation, so a checkpoint's shipped
     sampling / repetition-penalty defaults never leak in (spec §6): no top-k/top-p, length
     penalty 0, just enough new tokens for the longest SID plus the suffix."""
-    from transformers import GenerationConfig
-
     beam = {"length_penalty": 0.0, "early_stopping": True} if num_beams > 1 else {}
     return GenerationConfig(
         max_new_tokens=trie.max_sid_len + len(trie.suffix_ids),

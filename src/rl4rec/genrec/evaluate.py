@@ -138,11 +138,9 @@ def compute_metrics(
     targets = np.asarray(targets, dtype=np.int64)
     ranks = ranks_from_lists(pred.items, targets, groups=item_sid)
     out: dict[str, Any] = dict(ranking_metrics(ranks, ks, num_candidates=beams))
-    for k in (10, 20):
-        if k in ks:
-            hit = (ranks < k).astype(np.float64)
-            out[f"hr@{k}_ci95"] = bootstrap_ci(hit)
-            out[f"ndcg@{k}_ci95"] = bootstrap_ci(np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0))
+    for k in [k for k in (10, 20) if k in ks]:
+        out[f"hr@{k}_ci95"] = bootstrap_ci((ranks < k).astype(np.float64))
+        out[f"ndcg@{k}_ci95"] = bootstrap_ci(np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0))
     sids = np.where(pred.items >= 0, pred.sid_index, -1)
     quality = list_quality(sids, num_sids)
     out.update(
@@ -221,13 +219,9 @@ def comparison_table(ours: dict[str, Any], baselines: list[dict[str, Any]], name
     ks = [k for k in (1, 3, 5, 10, 20) if f"hr@{k}" in ours]
     cols = [f"hr@{k}" for k in ks] + [f"ndcg@{k}" for k in ks if k > 1]
     lines = ["| model | source | seeds | " + " | ".join(c.upper() for c in cols) + " |", "|" + "---|" * (len(cols) + 3)]
-
-    def fmt(v):
-        return f"{v:.4f}" if isinstance(v, float) else "–"
-
-    lines.append(f"| {name} | this run | 1 | " + " | ".join(fmt(ours.get(c)) for c in cols) + " |")
-    for b in baselines:
-        lines.append(f"| {b['model']} | {b['source']} | {b['seeds']} | " + " | ".join(fmt(b.get(c)) for c in cols) + " |")
+    for b in [{**ours, "model": name, "source": "this run", "seeds": 1}, *baselines]:
+        cells = (f"{v:.4f}" if isinstance(v, float) else "–" for v in map(b.get, cols))
+        lines.append(f"| {b['model']} | {b['source']} | {b['seeds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -259,9 +253,7 @@ def evaluate_run(
     loaded = load_sft_run(run, which, str(runs_dir))
     run_dir, cfg, model, tok, meta, ds = loaded.run_dir, loaded.cfg, loaded.model.to(device), loaded.tokenizer, loaded.meta, loaded.dataset
     builder, trie = loaded.builder, loaded.trie
-    examples = ds.split(split)
-    if max_rows:
-        examples = examples[:max_rows]
+    examples = ds.split(split)[: max_rows or None]  # max_rows=0: every row
     pred = predict(
         model, tok, trie, builder, examples, beams=beams, batch_size=batch_size, max_len=cfg.max_len,
         progress=progress, check=valid_completions(tok, ds.catalog),

@@ -13,6 +13,7 @@ random weights (for CPU runs and tests), and ``model.path`` loads a folder writt
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -169,15 +170,6 @@ def split_backbone_head(model):
     return base.get_decoder(), base.get_output_embeddings()
 
 
-def plain_model(model):
-    """The model without LoRA wrappers (adapters merged into a copy), for saving and decoding."""
-    if hasattr(model, "merge_and_unload"):
-        import copy
-
-        return copy.deepcopy(model).merge_and_unload()
-    return model
-
-
 def save_model_dir(model, tokenizer, path: str | Path, meta: dict[str, Any], extra_state: dict[str, Any] | None = None) -> Path:
     """``save_pretrained`` model + tokenizer + ``rl4rec_genrec.json`` into ``path``, atomically:
     written to a temporary sibling first, then swapped in, so a reader never sees half a folder.
@@ -189,7 +181,9 @@ def save_model_dir(model, tokenizer, path: str | Path, meta: dict[str, Any], ext
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    plain_model(model).save_pretrained(tmp)
+    if hasattr(model, "merge_and_unload"):  # LoRA: save a plain model, the adapters merged into a copy
+        model = copy.deepcopy(model).merge_and_unload()
+    model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / MODEL_META).write_text(json.dumps(meta, indent=2))
     if extra_state:

@@ -98,21 +98,16 @@ class RayRetrieval:
         self.ray, self.cfg = ray, cfg
         if not ray.is_initialized():
             ray.init(address=cfg.ray_address or None, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-        self.actor = self._get_or_create(item_embeddings, encoder_factory)
-
-    def _get_or_create(self, item_embeddings, encoder_factory):
-        ray = self.ray
         try:
-            return ray.get_actor(self.cfg.actor_name)
+            self.actor = ray.get_actor(cfg.actor_name)
         except ValueError:
             if item_embeddings is None:
                 raise RuntimeError(
-                    f"no retrieval actor named {self.cfg.actor_name!r} is running and no item embeddings were given to start one"
+                    f"no retrieval actor named {cfg.actor_name!r} is running and no item embeddings were given to start one"
                 ) from None
-        remote_cls = ray.remote(num_cpus=0)(_IndexActor)
-        return remote_cls.options(name=self.cfg.actor_name, get_if_exists=True).remote(
-            np.asarray(item_embeddings, dtype=np.float32), encoder_factory, self.cfg.batch_size
-        )
+            self.actor = ray.remote(num_cpus=0)(_IndexActor).options(name=cfg.actor_name, get_if_exists=True).remote(
+                np.asarray(item_embeddings, dtype=np.float32), encoder_factory, cfg.batch_size
+            )
 
     def _call(self, method: str, *args):
         last = None
