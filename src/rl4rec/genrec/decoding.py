@@ -173,13 +173,10 @@ class ItemTrie:
         new.__dict__.update({k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()})
         return new
 
-    def walk(self, generated: torch.Tensor) -> torch.Tensor:
-        """Node reached by each row's generated ids ``(N, t)`` from the root; ``-1`` once a token
-        leaves the trie. Vectorised over rows (a loop over the t <= a few positions only)."""
-        return self.path(generated)[:, -1]
-
     def path(self, generated: torch.Tensor) -> torch.Tensor:
-        """``(N, t + 1)`` nodes of each row: the root, then the node after every generated token."""
+        """``(N, t + 1)`` nodes of each row of generated ids ``(N, t)``: the root, then the node after
+        every token (``-1`` once a token leaves the trie); the last column is the node reached.
+        Vectorised over rows (a loop over the t <= a few positions only)."""
         node = torch.zeros(generated.shape[0], dtype=torch.long, device=generated.device)
         col_of, child = self.col_of.to(generated.device), self.child.to(generated.device)
         nodes = [node]
@@ -242,10 +239,8 @@ def _result(trie: ItemTrie, sid: torch.Tensor, scores: torch.Tensor, sid_lp: tor
     dev = sid.device
     completions = trie.completions.to(dev)[sid]  # (B, K, T)
     lengths = trie.sid_lengths.to(dev)[sid] + len(trie.suffix_ids)
-    t = completions.shape[-1]
-    mask = torch.arange(t, device=dev) < lengths[..., None]
-    lp = torch.zeros(completions.shape, dtype=scores.dtype, device=dev)
-    lp[..., : sid_lp.shape[-1]] = sid_lp
+    mask = torch.arange(completions.shape[-1], device=dev) < lengths[..., None]
+    lp = torch.nn.functional.pad(sid_lp.to(scores.dtype), (0, completions.shape[-1] - sid_lp.shape[-1]))
     return Decoded(sid, trie.sid_first_item.to(dev)[sid], scores, completions, lp, mask)
 
 
@@ -406,8 +401,7 @@ def _search(model, prompts, trie: ItemTrie, *, k: int, width: int, temperature: 
             fs, fi = cand.masked_fill(end < 0, NEG_INF).view(b_size, -1).topk(min(k, nb * s), dim=1)
             f_lp = torch.cat([hist.gather(1, (fi // s)[..., None].expand(-1, -1, depth)), logp.view(b_size, -1).gather(1, fi)[..., None]], -1)
             f_lp = torch.nn.functional.pad(f_lp, (0, t.max_sid_len - depth - 1))
-            all_s = torch.cat([pool_score, fs], 1)
-            pool_score, top = all_s.topk(k, dim=1)
+            pool_score, top = torch.cat([pool_score, fs], 1).topk(k, dim=1)
             pool_sid = torch.cat([pool_sid, end.view(b_size, -1).gather(1, fi)], 1).gather(1, top)
             pool_lp = torch.cat([pool_lp, f_lp], 1).gather(1, top[..., None].expand(-1, -1, t.max_sid_len))
         if depth == t.max_sid_len - 1:
@@ -424,21 +418,20 @@ def _search(model, prompts, trie: ItemTrie, *, k: int, width: int, temperature: 
         origin, col = li // s, li % s
         hist = torch.cat([hist.gather(1, origin[..., None].expand(-1, -1, depth)), logp.view(b_size, -1).gather(1, li)[..., None]], -1)
         node, score = nxt.view(b_size, -1).gather(1, li), ls
-        nb_new = li.shape[1]
         flat = (rows * nb + origin).view(-1)
         if not fast_kv:
             cache.reorder_cache(flat)
         elif depth == 0:
-            BeamKV.expand(cache, nb_new, t.max_sid_len)  # origin is 0: every beam starts from its prompt
-        elif nb_new == nb:
+            BeamKV.expand(cache, n_live, t.max_sid_len)  # origin is 0: every beam starts from its prompt
+        elif n_live == nb:
             BeamKV.reorder_within_prompts(cache, flat)
         else:  # the beam count shrank: leave the fast layout (copies rows like HF)
             for layer in cache.layers:
                 layer.kbuf, layer.vbuf = layer.kbuf.index_select(0, flat), layer.vbuf.index_select(0, flat)
                 layer.keys, layer.values = layer.kbuf[:, :, : layer.length], layer.vbuf[:, :, : layer.length]
-        step_mask = torch.cat([mask.repeat_interleave(nb_new, 0), torch.ones(b_size * nb_new, depth + 1, dtype=mask.dtype, device=dev)], 1)
-        logits, cache = _forward_step(model, cols[col].view(-1), cache, step_mask, (lengths + depth).repeat_interleave(nb_new))
-        logp = _log_probs(logits, temperature, cols).view(b_size, nb_new, s)
+        step_mask = torch.cat([mask.repeat_interleave(n_live, 0), torch.ones(b_size * n_live, depth + 1, dtype=mask.dtype, device=dev)], 1)
+        logits, cache = _forward_step(model, cols[col].view(-1), cache, step_mask, (lengths + depth).repeat_interleave(n_live))
+        logp = _log_probs(logits, temperature, cols).view(b_size, n_live, s)
     if not bool(torch.isfinite(pool_score).all()):
         bad = (~torch.isfinite(pool_score)).any(1).nonzero().flatten().tolist()
         raise DeadEndError(f"prompts {bad[:5]}: fewer than {k} items with a non-zero probability under the trie")
@@ -543,7 +536,7 @@ class TrieLogitsProcessor(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         t = self.trie
-        node = t.walk(input_ids[:, self.prompt_length :])
+        node = t.path(input_ids[:, self.prompt_length :])[:, -1]
         dead = node < 0
         if bool(dead.any()):
             if self.on_dead_end == "raise":
@@ -572,7 +565,7 @@ def prefix_allowed_tokens_fn(trie: ItemTrie, prompt_length: int):
     child = trie.child
 
     def fn(batch_id: int, input_ids: torch.Tensor) -> list[int]:  # noqa: ARG001
-        node = int(trie.walk(input_ids[None, prompt_length:])[0])
+        node = int(trie.path(input_ids[None, prompt_length:])[0, -1])
         if node < 0:  # a -inf beam HF keeps running (see TrieLogitsProcessor): end it
             return [trie.eos_id]
         return [columns[c] for c in (child[node] >= 0).nonzero().flatten().tolist()]

@@ -86,7 +86,7 @@ def predict(
     sid = np.zeros((n, beams), dtype=np.int64)
     items = np.zeros((n, beams), dtype=np.int64)
     scores = np.zeros((n, beams), dtype=np.float64)
-    ok_sid = None
+    ok_sid = np.ones(trie.num_sids, dtype=bool)
     if check is not None:  # the trie's completion of each SID, checked once against the re-tokenised catalog
         comp, lens = trie.completions.numpy(), (trie.sid_lengths + len(trie.suffix_ids)).numpy()
         ok_sid = np.asarray([tuple(comp[g, : lens[g]].tolist()) in check for g in range(trie.num_sids)])
@@ -99,10 +99,7 @@ def predict(
             out = constrained_beam_search(model, [encoded[i][0] for i in chunk], trie, num_beams=beams)
             sid[chunk] = out.sid_index.cpu().numpy()
             scores[chunk] = out.scores.cpu().numpy()
-            got = out.items.cpu().numpy()
-            if ok_sid is not None:
-                got = np.where(ok_sid[sid[chunk]], got, -1)
-            items[chunk] = got
+            items[chunk] = np.where(ok_sid[sid[chunk]], out.items.cpu().numpy(), -1)
     model.train(was_training)
     return Predictions(sid, items, scores, lengths, int(sum(d > 0 for _, d in encoded)), time.perf_counter() - t0)
 

@@ -9,6 +9,7 @@ error — a retrieval failure never turns into a silent zero reward.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -118,10 +119,8 @@ class RayRetrieval:
                 last = err
                 log.warning("retrieval actor %s unavailable (%s); retry %d/%d", self.cfg.actor_name, err, attempt + 1, self.cfg.retries)
                 time.sleep(0.5 * (attempt + 1))
-                try:
+                with contextlib.suppress(ValueError):  # not back yet: the next attempt tries again
                     self.actor = self.ray.get_actor(self.cfg.actor_name)
-                except ValueError:
-                    pass
         raise RuntimeError(f"retrieval service {self.cfg.actor_name!r} is dead or unreachable after {self.cfg.retries} attempts: {last}")
 
     def target_ranks(self, queries, targets, histories=None) -> torch.Tensor:

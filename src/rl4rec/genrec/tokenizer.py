@@ -111,9 +111,7 @@ def add_sid_tokens(tokenizer, codec: SIDCodec, min_codebook: int = 256) -> int:
     before = len(tokenizer)
     wanted = sid_token_strings(codec, min_codebook)
     vocab = tokenizer.get_vocab()
-    new = [t for t in wanted if t not in vocab]
-    if new:
-        tokenizer.add_tokens([AddedToken(t, normalized=False, special=False) for t in new])
+    tokenizer.add_tokens([AddedToken(t, normalized=False, special=False) for t in wanted if t not in vocab])
     if tokenizer.eos_token_id is None:
         raise ValueError("the pretrained tokenizer has no EOS token; completions must end with one")
     if tokenizer.pad_token_id is None:
@@ -140,10 +138,9 @@ def resize_for_new_tokens(model, tokenizer, orig_len: int) -> None:
     """
     import torch
 
-    rows = model.get_input_embeddings().weight.shape[0]
-    if len(tokenizer) > rows:
-        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     n = len(tokenizer)
+    if n > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(n, mean_resizing=False)
     with torch.no_grad():
         emb = model.get_input_embeddings().weight
         emb[orig_len:n] = emb[:orig_len].mean(0, keepdim=True)
@@ -169,9 +166,7 @@ def load_tokenizer(path: str | Path):
     path = Path(path)
     cfg_file = path / "tokenizer_config.json"
     declared = json.loads(cfg_file.read_text()).get("tokenizer_class") if cfg_file.is_file() else None
-    if declared == "TokenizersBackend":
-        tok = TokenizersBackend.from_pretrained(str(path), local_files_only=True)
-    else:
-        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    cls = TokenizersBackend if declared == "TokenizersBackend" else AutoTokenizer
+    tok = cls.from_pretrained(str(path), local_files_only=True)
     tok.padding_side = "left"
     return tok

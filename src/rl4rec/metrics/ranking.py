@@ -102,9 +102,7 @@ def ranks_from_lists(candidates: Any, targets: Any, *, groups: Any = None) -> An
         hit = c == t[:, None]
     else:
         g = _to_torch(groups, torch.long).to(c.device)
-        valid = c >= 0
-        cg = torch.where(valid, g[c.clamp(min=0)], torch.full_like(c, -1))
-        hit = valid & (cg == g[t][:, None])
+        hit = (c >= 0) & (g[c.clamp(min=0)] == g[t][:, None])  # an invalid candidate (-1) never hits
     pos = torch.arange(m, device=c.device).expand_as(c)
     ranks = torch.where(hit, pos, torch.full_like(pos, m)).min(1).values if m else torch.zeros_like(t)
     return _like(ranks.long(), candidates)
