@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -20,7 +21,6 @@ from rl4rec.genrec.decoding import (
     generation_config,
     left_pad,
     prefix_allowed_tokens_fn,
-    score_items,
 )
 from rl4rec.genrec.sid.codec import SIDCodec
 
@@ -40,6 +40,28 @@ def _grid_trie(levels=(4, 4, 4)) -> ItemTrie:
 
 
 PROMPTS = [[40, 41, 42, 43, 44], [45, 46], [47, 48, 49, 50, 51, 52, 53, 54]]  # different lengths: left padding
+
+
+@torch.no_grad()
+def score_items(model, prompt: Sequence[int], trie: ItemTrie, sids: Sequence[int] | None = None, batch_size: int = 256) -> torch.Tensor:
+    """Brute force: the summed SID-token log-probabilities of each SID after ``prompt``, each
+    scored by its own full forward pass (no cache, no trie). The reference the tests check the
+    search against; O(#SIDs) forwards, so for small catalogs only."""
+    sids = list(range(trie.num_sids)) if sids is None else list(sids)
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(sids), batch_size):
+        chunk = [trie.sequences[g] for g in sids[i : i + batch_size]]
+        width = max(len(c) for c in chunk)
+        ids = torch.full((len(chunk), len(prompt) + width), trie.pad_id, dtype=torch.long)
+        ids[:, : len(prompt)] = torch.as_tensor(list(prompt))
+        for r, c in enumerate(chunk):
+            ids[r, len(prompt) : len(prompt) + len(c)] = torch.as_tensor(c)
+        logp = torch.log_softmax(model(input_ids=ids.to(device)).logits.float(), -1)
+        for r, c in enumerate(chunk):
+            pos = torch.arange(len(prompt) - 1, len(prompt) - 1 + len(c), device=device)
+            out.append(logp[r, pos, torch.as_tensor(c, device=device)].sum())
+    return torch.stack(out)
 
 
 def _brute_top(model, trie, k):

@@ -12,7 +12,7 @@ from typing import Any
 
 from rl4rec.genrec.sft_config import SFTConfig
 
-__all__ = ["LoadedRun", "load_sft_dataset", "load_run_model", "sft_run_of", "load_sft_run"]
+__all__ = ["LoadedRun", "load_sft_dataset", "sft_run_of", "load_sft_run"]
 
 
 def load_sft_dataset(cfg: SFTConfig):
@@ -28,14 +28,6 @@ def load_sft_dataset(cfg: SFTConfig):
             f"{ds.name} has no SIDs: build them (rl4rec genrec build-sids --dataset {cfg.dataset}) and pass sid_index=<out>/{ds.name}.index.json"
         )
     return ds
-
-
-def load_run_model(run_dir, which: str = "best"):
-    """(model, tokenizer, meta) saved by an SFT (or GRPO) run: ``<run_dir>/model/<which>``."""
-    from rl4rec.genrec.model import load_model_dir
-    from rl4rec.runs import RunDir
-
-    return load_model_dir(RunDir(run_dir).model(which))
 
 
 @dataclass
@@ -65,11 +57,12 @@ def load_sft_run(run, which: str = "best", runs_dir: str = "runs") -> LoadedRun:
     """Load an SFT run, or a GRPO run with its SFT run's data and prompts (a folder,
     ``EXPERIMENT/NAME`` or a unique name under ``runs_dir``); the model is the run's own."""
     from rl4rec.genrec.decoding import ItemTrie
+    from rl4rec.genrec.model import load_model_dir
     from rl4rec.genrec.prompts import PromptBuilder
-    from rl4rec.runs import config_of, find_run
+    from rl4rec.runs import RunDir, config_of, find_run
 
     run_dir = find_run(Path(runs_dir), str(run))
     cfg = config_of(SFTConfig, sft_run_of(run_dir))
-    model, tok, meta = load_run_model(run_dir, which)
+    model, tok, meta = load_model_dir(RunDir(run_dir).model(which))  # <run_dir>/model/<which>
     ds = load_sft_dataset(cfg)
     return LoadedRun(run_dir, cfg, model, tok, meta, ds, PromptBuilder(ds.catalog, cfg.prompt, ds.name), ItemTrie.from_catalog(ds.catalog, tok))

@@ -31,11 +31,14 @@ have probability 0, raises :class:`DeadEndError`; there is no unconstrained fall
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from transformers import GenerationConfig, LogitsProcessor
+from transformers.cache_utils import DynamicLayer
 
 __all__ = [
     "ItemTrie",
@@ -47,7 +50,6 @@ __all__ = [
     "TrieLogitsProcessor",
     "prefix_allowed_tokens_fn",
     "generation_config",
-    "score_items",
 ]
 
 log = logging.getLogger(__name__)
@@ -93,19 +95,19 @@ class ItemTrie:
         self.num_sid_cols = len(sid_vocab)
         self.suffix_ids = suffix
         self.eos_id, self.pad_id = suffix[-1], int(pad_id)
+        self.num_sids = len(seqs)
+        self.max_sid_len = max(len(s) for s in seqs)
 
         # nodes of SID prefixes, breadth-first so depth(node) is non-decreasing in the node id
         nodes: dict[tuple[int, ...], int] = {(): 0}
-        for depth in range(1, max(len(s) for s in seqs) + 1):
+        for depth in range(1, self.max_sid_len + 1):
             for s in sorted({s[:depth] for s in seqs if len(s) >= depth}):
                 nodes[s] = len(nodes)
         n_prefix = len(nodes)
         n = n_prefix + len(suffix)  # + one node per suffix position; the last one is `done`
         child = np.full((n, len(columns)), -1, dtype=np.int64)
         end_sid = np.full(n, -1, dtype=np.int64)
-        depth_of = np.zeros(n, dtype=np.int64)
         for prefix, node in nodes.items():
-            depth_of[node] = len(prefix)
             if prefix:
                 child[nodes[prefix[:-1]], col[prefix[-1]]] = node
         for g, s in enumerate(seqs):
@@ -119,9 +121,7 @@ class ItemTrie:
         child[self.done_node, col[self.pad_id]] = self.done_node
         has_sid_children = (child[:, : self.num_sid_cols] >= 0).any(1)
         # forced = a single deterministic continuation that is not a choice between items
-        forced = np.zeros(n, dtype=bool)
-        forced[suffix_nodes] = True
-        forced[(end_sid >= 0) & ~has_sid_children] = True
+        forced = (np.arange(n) >= n_prefix) | ((end_sid >= 0) & ~has_sid_children)
 
         self.columns = torch.as_tensor(columns, dtype=torch.long)
         self.col_of = torch.full((max(columns) + 1,), -1, dtype=torch.long)
@@ -130,17 +130,11 @@ class ItemTrie:
         self.end_sid = torch.as_tensor(end_sid)
         self.has_sid_children = torch.as_tensor(has_sid_children)
         self.forced = torch.as_tensor(forced)
-        self.depth = torch.as_tensor(depth_of)
-        self.num_sids = len(seqs)
-        self.max_sid_len = max(len(s) for s in seqs)
-        internal = [int((depth_of[:n_prefix] == d).sum()) for d in range(self.max_sid_len)]
-        self.max_width = max(internal)  # live beams that exact enumeration may need at one depth
+        # live beams that exact enumeration may need at one depth: the most internal nodes at a depth
+        self.max_width = max(Counter(len(p) for p in nodes if len(p) < self.max_sid_len).values())
         # completions (SID + suffix), right-padded, and their lengths
-        width = self.max_sid_len + len(suffix)
-        comp = np.full((len(seqs), width), self.pad_id, dtype=np.int64)
-        for g, s in enumerate(seqs):
-            comp[g, : len(s) + len(suffix)] = [*s, *suffix]
-        self.completions = torch.as_tensor(comp)
+        comps = [torch.as_tensor([*s, *suffix], dtype=torch.long) for s in seqs]
+        self.completions = torch.nn.utils.rnn.pad_sequence(comps, batch_first=True, padding_value=self.pad_id)
         self.sid_lengths = torch.as_tensor([len(s) for s in seqs], dtype=torch.long)
         self.sid_items = [list(map(int, items)) for items in sid_items]
         self.sid_first_item = torch.as_tensor([min(items) for items in self.sid_items], dtype=torch.long)
@@ -156,23 +150,19 @@ class ItemTrie:
         if codec is None:
             raise ValueError("the catalog has no SIDs")
         groups = codec.group_ids()
-        n_sids = int(groups.max()) + 1
-        first = np.full(n_sids, -1)
-        for item in range(codec.num_items - 1, -1, -1):
-            first[groups[item]] = item
+        items = [[] for _ in range(int(groups.max()) + 1)]
+        for item, g in enumerate(groups.tolist()):
+            items[g].append(item)
         vocab = tokenizer.get_vocab()
         seqs = []
-        for g in range(n_sids):
-            toks = codec.tokens(int(first[g]))
+        for group in items:
+            toks = codec.tokens(group[0])  # the group's first item (every item of a group has the same SID)
             missing = [t for t in toks if t not in vocab]
             if missing:
                 raise ValueError(f"SID tokens {missing} are not in the tokenizer; build it with the catalog's SIDs")
             seqs.append([vocab[t] for t in toks])
         suffix = tokenizer("\n", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        items = [[] for _ in range(n_sids)]
-        for item, g in enumerate(groups.tolist()):
-            items[g].append(item)
         trie = cls(seqs, suffix, pad, items)
         trie.item_sid = torch.as_tensor(groups, dtype=torch.long)
         return trie
@@ -183,13 +173,10 @@ class ItemTrie:
         new.__dict__.update({k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()})
         return new
 
-    def walk(self, generated: torch.Tensor) -> torch.Tensor:
-        """Node reached by each row's generated ids ``(N, t)`` from the root; ``-1`` once a token
-        leaves the trie. Vectorised over rows (a loop over the t <= a few positions only)."""
-        return self.path(generated)[:, -1]
-
     def path(self, generated: torch.Tensor) -> torch.Tensor:
-        """``(N, t + 1)`` nodes of each row: the root, then the node after every generated token."""
+        """``(N, t + 1)`` nodes of each row of generated ids ``(N, t)``: the root, then the node after
+        every token (``-1`` once a token leaves the trie); the last column is the node reached.
+        Vectorised over rows (a loop over the t <= a few positions only)."""
         node = torch.zeros(generated.shape[0], dtype=torch.long, device=generated.device)
         col_of, child = self.col_of.to(generated.device), self.child.to(generated.device)
         nodes = [node]
@@ -252,10 +239,8 @@ def _result(trie: ItemTrie, sid: torch.Tensor, scores: torch.Tensor, sid_lp: tor
     dev = sid.device
     completions = trie.completions.to(dev)[sid]  # (B, K, T)
     lengths = trie.sid_lengths.to(dev)[sid] + len(trie.suffix_ids)
-    t = completions.shape[-1]
-    mask = torch.arange(t, device=dev) < lengths[..., None]
-    lp = torch.zeros(completions.shape, dtype=scores.dtype, device=dev)
-    lp[..., : sid_lp.shape[-1]] = sid_lp
+    mask = torch.arange(completions.shape[-1], device=dev) < lengths[..., None]
+    lp = torch.nn.functional.pad(sid_lp.to(scores.dtype), (0, completions.shape[-1] - sid_lp.shape[-1]))
     return Decoded(sid, trie.sid_first_item.to(dev)[sid], scores, completions, lp, mask)
 
 
@@ -292,24 +277,16 @@ def _forward_step(model, tokens, cache, mask, positions):
     return out.logits[:, -1], out.past_key_values
 
 
-def _buffered_layer_class():
-    from transformers.cache_utils import DynamicLayer
+class _BufferedLayer(DynamicLayer):
+    """A ``DynamicLayer`` whose new keys/values are written into a preallocated buffer."""
 
-    class BufferedLayer(DynamicLayer):
-        """A ``DynamicLayer`` whose new keys/values are written into a preallocated buffer."""
-
-        def update(self, key_states, value_states, *args, **kwargs):
-            t = key_states.shape[-2]
-            self.kbuf[:, :, self.length : self.length + t] = key_states
-            self.vbuf[:, :, self.length : self.length + t] = value_states
-            self.length += t
-            self.keys, self.values = self.kbuf[:, :, : self.length], self.vbuf[:, :, : self.length]
-            return self.keys, self.values
-
-    return BufferedLayer
-
-
-_BufferedLayer = _buffered_layer_class()
+    def update(self, key_states, value_states, *args, **kwargs):
+        t = key_states.shape[-2]
+        self.kbuf[:, :, self.length : self.length + t] = key_states
+        self.vbuf[:, :, self.length : self.length + t] = value_states
+        self.length += t
+        self.keys, self.values = self.kbuf[:, :, : self.length], self.vbuf[:, :, : self.length]
+        return self.keys, self.values
 
 
 class BeamKV:
@@ -325,8 +302,6 @@ class BeamKV:
 
     @staticmethod
     def supported(cache) -> bool:
-        from transformers.cache_utils import DynamicLayer
-
         layers = getattr(cache, "layers", None)
         return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
@@ -373,21 +348,17 @@ def constrained_beam_search(
     trie: ItemTrie,
     *,
     num_beams: int,
-    num_return: int | None = None,
     temperature: float = 1.0,
 ) -> Decoded:
-    """Top ``num_return`` (default ``num_beams``) distinct valid SIDs per prompt, best first.
+    """Top ``num_beams`` distinct valid SIDs per prompt, best first.
 
     One prefill per prompt (not per beam): its KV cache is then indexed into ``num_beams`` rows.
     Each step scores every (beam, SID token) pair of the batch as one tensor, keeps the best
-    ``num_beams`` live prefixes and merges completed SIDs into a top-``num_return`` pool; a live
+    ``num_beams`` live prefixes and merges completed SIDs into a top-``num_beams`` pool; a live
     prefix that can no longer beat the pool is dropped. With fixed-length SIDs this is exactly HF
     beam search with ``length_penalty=0`` (and the forced suffix at zero cost).
     """
-    k = num_return or num_beams
-    if k > num_beams:
-        raise ValueError(f"num_return ({k}) must be <= num_beams ({num_beams})")
-    return _search(model, prompts, trie, k=k, width=num_beams, temperature=temperature)
+    return _search(model, prompts, trie, k=num_beams, width=num_beams, temperature=temperature)
 
 
 @torch.no_grad()
@@ -430,8 +401,7 @@ def _search(model, prompts, trie: ItemTrie, *, k: int, width: int, temperature: 
             fs, fi = cand.masked_fill(end < 0, NEG_INF).view(b_size, -1).topk(min(k, nb * s), dim=1)
             f_lp = torch.cat([hist.gather(1, (fi // s)[..., None].expand(-1, -1, depth)), logp.view(b_size, -1).gather(1, fi)[..., None]], -1)
             f_lp = torch.nn.functional.pad(f_lp, (0, t.max_sid_len - depth - 1))
-            all_s = torch.cat([pool_score, fs], 1)
-            pool_score, top = all_s.topk(k, dim=1)
+            pool_score, top = torch.cat([pool_score, fs], 1).topk(k, dim=1)
             pool_sid = torch.cat([pool_sid, end.view(b_size, -1).gather(1, fi)], 1).gather(1, top)
             pool_lp = torch.cat([pool_lp, f_lp], 1).gather(1, top[..., None].expand(-1, -1, t.max_sid_len))
         if depth == t.max_sid_len - 1:
@@ -448,48 +418,24 @@ def _search(model, prompts, trie: ItemTrie, *, k: int, width: int, temperature: 
         origin, col = li // s, li % s
         hist = torch.cat([hist.gather(1, origin[..., None].expand(-1, -1, depth)), logp.view(b_size, -1).gather(1, li)[..., None]], -1)
         node, score = nxt.view(b_size, -1).gather(1, li), ls
-        nb_new = li.shape[1]
         flat = (rows * nb + origin).view(-1)
-        if depth == 0 and fast_kv:
-            BeamKV.expand(cache, nb_new, t.max_sid_len)  # origin is 0: every beam starts from its prompt
-        elif fast_kv and nb_new == nb:
+        if not fast_kv:
+            cache.reorder_cache(flat)
+        elif depth == 0:
+            BeamKV.expand(cache, n_live, t.max_sid_len)  # origin is 0: every beam starts from its prompt
+        elif n_live == nb:
             BeamKV.reorder_within_prompts(cache, flat)
-        else:
-            if fast_kv:  # the beam count shrank: leave the fast layout (copies rows like HF)
-                for layer in cache.layers:
-                    layer.kbuf, layer.vbuf = layer.kbuf.index_select(0, flat), layer.vbuf.index_select(0, flat)
-                    layer.keys, layer.values = layer.kbuf[:, :, : layer.length], layer.vbuf[:, :, : layer.length]
-            else:
-                cache.reorder_cache(flat)
-        step_mask = torch.cat([mask.repeat_interleave(nb_new, 0), torch.ones(b_size * nb_new, depth + 1, dtype=mask.dtype, device=dev)], 1)
-        logits, cache = _forward_step(model, cols[col].view(-1), cache, step_mask, (lengths + depth).repeat_interleave(nb_new))
-        logp = _log_probs(logits, temperature, cols).view(b_size, nb_new, s)
+        else:  # the beam count shrank: leave the fast layout (copies rows like HF)
+            for layer in cache.layers:
+                layer.kbuf, layer.vbuf = layer.kbuf.index_select(0, flat), layer.vbuf.index_select(0, flat)
+                layer.keys, layer.values = layer.kbuf[:, :, : layer.length], layer.vbuf[:, :, : layer.length]
+        step_mask = torch.cat([mask.repeat_interleave(n_live, 0), torch.ones(b_size * n_live, depth + 1, dtype=mask.dtype, device=dev)], 1)
+        logits, cache = _forward_step(model, cols[col].view(-1), cache, step_mask, (lengths + depth).repeat_interleave(n_live))
+        logp = _log_probs(logits, temperature, cols).view(b_size, n_live, s)
     if not bool(torch.isfinite(pool_score).all()):
         bad = (~torch.isfinite(pool_score)).any(1).nonzero().flatten().tolist()
         raise DeadEndError(f"prompts {bad[:5]}: fewer than {k} items with a non-zero probability under the trie")
     return _result(t, pool_sid, pool_score, pool_lp)
-
-
-@torch.no_grad()
-def score_items(model, prompt: Sequence[int], trie: ItemTrie, sids: Sequence[int] | None = None, batch_size: int = 256) -> torch.Tensor:
-    """Brute force: the summed SID-token log-probabilities of each SID after ``prompt``, each
-    scored by its own full forward pass (no cache, no trie). The reference the tests check the
-    search against; O(#SIDs) forwards, so for small catalogs only."""
-    sids = list(range(trie.num_sids)) if sids is None else list(sids)
-    device = next(model.parameters()).device
-    out = []
-    for i in range(0, len(sids), batch_size):
-        chunk = [trie.sequences[g] for g in sids[i : i + batch_size]]
-        width = max(len(c) for c in chunk)
-        ids = torch.full((len(chunk), len(prompt) + width), trie.pad_id, dtype=torch.long)
-        ids[:, : len(prompt)] = torch.as_tensor(list(prompt))
-        for r, c in enumerate(chunk):
-            ids[r, len(prompt) : len(prompt) + len(c)] = torch.as_tensor(c)
-        logp = torch.log_softmax(model(input_ids=ids.to(device)).logits.float(), -1)
-        for r, c in enumerate(chunk):
-            pos = torch.arange(len(prompt) - 1, len(prompt) - 1 + len(c), device=device)
-            out.append(logp[r, pos, torch.as_tensor(c, device=device)].sum())
-    return torch.stack(out)
 
 
 # --------------------------------------------------------------------------- sampling
@@ -564,13 +510,7 @@ def constrained_sample(
 # --------------------------------------------------------------------------- HF generate
 
 
-try:  # the base class only documents the interface; keep the module importable without it
-    from transformers import LogitsProcessor as _LogitsProcessorBase
-except ImportError:  # pragma: no cover
-    _LogitsProcessorBase = object
-
-
-class TrieLogitsProcessor(_LogitsProcessorBase):
+class TrieLogitsProcessor(LogitsProcessor):
     """A stateless ``LogitsProcessor`` that allows only trie continuations in HF ``generate``.
 
     ``prompt_length`` is the (left-padded) prompt width of the ``generate`` call. Each call
@@ -596,7 +536,7 @@ class TrieLogitsProcessor(_LogitsProcessorBase):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         t = self.trie
-        node = t.walk(input_ids[:, self.prompt_length :])
+        node = t.path(input_ids[:, self.prompt_length :])[:, -1]
         dead = node < 0
         if bool(dead.any()):
             if self.on_dead_end == "raise":
@@ -609,9 +549,7 @@ class TrieLogitsProcessor(_LogitsProcessorBase):
             node = torch.where(dead, t.done_node, node)  # `done` allows only EOS / pad
         cols = t.columns.to(scores.device)
         allowed = t.child.to(scores.device)[node] >= 0
-        vals = scores[:, cols]
-        vals = torch.where(t.forced.to(scores.device)[node][:, None], torch.zeros_like(vals), vals)
-        vals = vals.masked_fill(~allowed, NEG_INF)
+        vals = scores[:, cols].masked_fill(t.forced.to(scores.device)[node][:, None], 0.0).masked_fill(~allowed, NEG_INF)
         if bool((~torch.isfinite(vals).any(1)).any()):
             raise DeadEndError("a row has no allowed token with a finite score (another processor removed them all)")
         out = torch.full_like(scores, NEG_INF)
@@ -627,7 +565,7 @@ def prefix_allowed_tokens_fn(trie: ItemTrie, prompt_length: int):
     child = trie.child
 
     def fn(batch_id: int, input_ids: torch.Tensor) -> list[int]:  # noqa: ARG001
-        node = int(trie.walk(input_ids[None, prompt_length:])[0])
+        node = int(trie.path(input_ids[None, prompt_length:])[0, -1])
         if node < 0:  # a -inf beam HF keeps running (see TrieLogitsProcessor): end it
             return [trie.eos_id]
         return [columns[c] for c in (child[node] >= 0).nonzero().flatten().tolist()]
@@ -639,8 +577,6 @@ def generation_config(trie: ItemTrie, *, num_beams: int = 1, num_return_sequence
     """An explicit ``GenerationConfig`` for constrained SID generation, so a checkpoint's shipped
     sampling / repetition-penalty defaults never leak in (spec §6): no top-k/top-p, length
     penalty 0, just enough new tokens for the longest SID plus the suffix."""
-    from transformers import GenerationConfig
-
     beam = {"length_penalty": 0.0, "early_stopping": True} if num_beams > 1 else {}
     return GenerationConfig(
         max_new_tokens=trie.max_sid_len + len(trie.suffix_ids),

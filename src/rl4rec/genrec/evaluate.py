@@ -67,7 +67,6 @@ def predict(
     beams: int = 20,
     batch_size: int = 32,
     max_len: int = 512,
-    phase: str = "test",
     progress: bool = False,
     check: set[tuple[int, ...]] | None = None,
 ) -> Predictions:
@@ -81,13 +80,13 @@ def predict(
     t0 = time.perf_counter()
     samples = PromptBuilder.seq_samples("seq_sid2sid", examples)
     reserve = trie.max_sid_len + len(trie.suffix_ids)
-    encoded = [prompt_ids(builder, tokenizer, s, max_len=max_len, reserve=reserve, phase=phase) for s in samples]
+    encoded = [prompt_ids(builder, tokenizer, s, max_len=max_len, reserve=reserve, phase="test") for s in samples]
     lengths = np.asarray([len(ids) for ids, _ in encoded])
     n = len(samples)
     sid = np.zeros((n, beams), dtype=np.int64)
     items = np.zeros((n, beams), dtype=np.int64)
     scores = np.zeros((n, beams), dtype=np.float64)
-    ok_sid = None
+    ok_sid = np.ones(trie.num_sids, dtype=bool)
     if check is not None:  # the trie's completion of each SID, checked once against the re-tokenised catalog
         comp, lens = trie.completions.numpy(), (trie.sid_lengths + len(trie.suffix_ids)).numpy()
         ok_sid = np.asarray([tuple(comp[g, : lens[g]].tolist()) in check for g in range(trie.num_sids)])
@@ -100,10 +99,7 @@ def predict(
             out = constrained_beam_search(model, [encoded[i][0] for i in chunk], trie, num_beams=beams)
             sid[chunk] = out.sid_index.cpu().numpy()
             scores[chunk] = out.scores.cpu().numpy()
-            got = out.items.cpu().numpy()
-            if ok_sid is not None:
-                got = np.where(ok_sid[sid[chunk]], got, -1)
-            items[chunk] = got
+            items[chunk] = np.where(ok_sid[sid[chunk]], out.items.cpu().numpy(), -1)
     model.train(was_training)
     return Predictions(sid, items, scores, lengths, int(sum(d > 0 for _, d in encoded)), time.perf_counter() - t0)
 
@@ -139,11 +135,9 @@ def compute_metrics(
     targets = np.asarray(targets, dtype=np.int64)
     ranks = ranks_from_lists(pred.items, targets, groups=item_sid)
     out: dict[str, Any] = dict(ranking_metrics(ranks, ks, num_candidates=beams))
-    for k in (10, 20):
-        if k in ks:
-            hit = (ranks < k).astype(np.float64)
-            out[f"hr@{k}_ci95"] = bootstrap_ci(hit)
-            out[f"ndcg@{k}_ci95"] = bootstrap_ci(np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0))
+    for k in [k for k in (10, 20) if k in ks]:
+        out[f"hr@{k}_ci95"] = bootstrap_ci((ranks < k).astype(np.float64))
+        out[f"ndcg@{k}_ci95"] = bootstrap_ci(np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0))
     sids = np.where(pred.items >= 0, pred.sid_index, -1)
     quality = list_quality(sids, num_sids)
     out.update(
@@ -221,14 +215,10 @@ def comparison_table(ours: dict[str, Any], baselines: list[dict[str, Any]], name
     """Markdown table: HR/NDCG@K of this model and of each baseline row."""
     ks = [k for k in (1, 3, 5, 10, 20) if f"hr@{k}" in ours]
     cols = [f"hr@{k}" for k in ks] + [f"ndcg@{k}" for k in ks if k > 1]
-    lines = ["| model | source | seeds | " + " | ".join(c.upper().replace("@", "@") for c in cols) + " |", "|" + "---|" * (len(cols) + 3)]
-
-    def fmt(v):
-        return f"{v:.4f}" if isinstance(v, float) else "–"
-
-    lines.append(f"| {name} | this run | 1 | " + " | ".join(fmt(ours.get(c)) for c in cols) + " |")
-    for b in baselines:
-        lines.append(f"| {b['model']} | {b['source']} | {b['seeds']} | " + " | ".join(fmt(b.get(c)) for c in cols) + " |")
+    lines = ["| model | source | seeds | " + " | ".join(c.upper() for c in cols) + " |", "|" + "---|" * (len(cols) + 3)]
+    for b in [{**ours, "model": name, "source": "this run", "seeds": 1}, *baselines]:
+        cells = (f"{v:.4f}" if isinstance(v, float) else "–" for v in map(b.get, cols))
+        lines.append(f"| {b['model']} | {b['source']} | {b['seeds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -260,9 +250,7 @@ def evaluate_run(
     loaded = load_sft_run(run, which, str(runs_dir))
     run_dir, cfg, model, tok, meta, ds = loaded.run_dir, loaded.cfg, loaded.model.to(device), loaded.tokenizer, loaded.meta, loaded.dataset
     builder, trie = loaded.builder, loaded.trie
-    examples = ds.split(split)
-    if max_rows:
-        examples = examples[:max_rows]
+    examples = ds.split(split)[: max_rows or None]  # max_rows=0: every row
     pred = predict(
         model, tok, trie, builder, examples, beams=beams, batch_size=batch_size, max_len=cfg.max_len,
         progress=progress, check=valid_completions(tok, ds.catalog),

@@ -5,13 +5,15 @@ Nothing is ever downloaded: presets build ``Qwen2ForCausalLM`` from a ``Qwen2Con
 random weights (for CPU runs and tests), and ``model.path`` loads a folder written by
 ``save_pretrained`` with ``local_files_only=True``.
 
-    tok, model, meta = build_model_and_tokenizer(ModelConfig(preset="tiny"), catalog)
+    tok, orig_vocab_size = build_tokenizer(ModelConfig(preset="tiny"), catalog.sids)
+    model, meta = build_model(ModelConfig(preset="tiny"), tok, orig_vocab_size)
     save_model_dir(model, tok, run_dir / "model" / "best", meta)
     model, tok, meta = load_model_dir(run_dir / "model" / "best")
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -24,7 +26,7 @@ from rl4rec.config import ConfigError, field
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ModelConfig", "PRESETS", "build_tokenizer", "build_model", "build_model_and_tokenizer", "save_model_dir", "load_model_dir", "split_backbone_head"]
+__all__ = ["ModelConfig", "PRESETS", "build_tokenizer", "build_model", "save_model_dir", "load_model_dir", "split_backbone_head"]
 
 #: Qwen2-style shapes; parameters exclude the (vocabulary-sized) embedding matrix
 PRESETS: dict[str, dict[str, int]] = {
@@ -133,13 +135,6 @@ def build_model(cfg: ModelConfig, tok, orig_vocab_size: int) -> tuple[Any, dict[
     return model, meta
 
 
-def build_model_and_tokenizer(cfg: ModelConfig, codec, texts=(), tok_cfg=None, extra_texts=()) -> tuple[Any, Any, dict[str, Any]]:
-    """(tokenizer, model, meta): :func:`build_tokenizer` then :func:`build_model`."""
-    tok, orig = build_tokenizer(cfg, codec, texts, tok_cfg, extra_texts)
-    model, meta = build_model(cfg, tok, orig)
-    return tok, model, meta
-
-
 def _wrap_lora(model, cfg: ModelConfig, new_token_ids: list[int]):
     try:
         from peft import LoraConfig, get_peft_model
@@ -175,15 +170,6 @@ def split_backbone_head(model):
     return base.get_decoder(), base.get_output_embeddings()
 
 
-def plain_model(model):
-    """The model without LoRA wrappers (adapters merged into a copy), for saving and decoding."""
-    if hasattr(model, "merge_and_unload"):
-        import copy
-
-        return copy.deepcopy(model).merge_and_unload()
-    return model
-
-
 def save_model_dir(model, tokenizer, path: str | Path, meta: dict[str, Any], extra_state: dict[str, Any] | None = None) -> Path:
     """``save_pretrained`` model + tokenizer + ``rl4rec_genrec.json`` into ``path``, atomically:
     written to a temporary sibling first, then swapped in, so a reader never sees half a folder.
@@ -195,7 +181,9 @@ def save_model_dir(model, tokenizer, path: str | Path, meta: dict[str, Any], ext
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    plain_model(model).save_pretrained(tmp)
+    if hasattr(model, "merge_and_unload"):  # LoRA: save a plain model, the adapters merged into a copy
+        model = copy.deepcopy(model).merge_and_unload()
+    model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / MODEL_META).write_text(json.dumps(meta, indent=2))
     if extra_state:

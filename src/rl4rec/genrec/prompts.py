@@ -60,7 +60,6 @@ _CATEGORIES = {
 }
 _ID = "Answer the question about item identification."
 _NEXT = "Can you predict the next possible item that the user may expect?"
-#: task -> (instruction, input); {sids}/{titles} are histories, {sid}/{title}/{description} one item
 #: task -> (instruction, input); {sids}/{titles} are histories, {sid}/{title}/{description} one item.
 #: Histories come last in the input, so the newest item sits at a fixed distance before the answer
 #: (upstream's offline-test wording of seq_sid2sid): a small model trained from scratch learns to
@@ -151,9 +150,8 @@ class PromptBuilder:
             raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
         instruction, text = TEMPLATES[task]
         shape = "P" if self.cfg.preamble else "Q"
-        if self.cfg.style == "minionerec_compat":
-            shape = "P"
-            shape, text = _COMPAT.get((task, phase), (shape, text))
+        if self.cfg.style == "minionerec_compat":  # upstream's variants, shape P where it has none
+            shape, text = _COMPAT.get((task, phase), ("P", text))
         if task in SEQ_TASKS and not history:
             raise ValueError(f"task {task} needs a non-empty history")
         if task not in SEQ_TASKS and item is None:

@@ -9,6 +9,7 @@ error — a retrieval failure never turns into a silent zero reward.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -72,22 +73,17 @@ class RetrievalIndex:
             out.append(ranks_from_scores(s, targets[start : start + self.batch_size]))
         return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 
-    def rank_texts(self, texts: Sequence[str], targets: Sequence[int], histories=None) -> torch.Tensor:
+    def _encode(self, texts: Sequence[str]) -> torch.Tensor:
         if self.encoder is None:
             raise RuntimeError("this index has no text encoder; pass query embeddings to target_ranks")
-        queries = torch.from_numpy(np.asarray(self.encoder.encode(list(texts)), dtype=np.float32))
-        return self.target_ranks(queries, targets, histories)
+        return torch.from_numpy(np.asarray(self.encoder.encode(list(texts)), dtype=np.float32))
 
-    def top_items(self, texts: Sequence[str], k: int = 1) -> torch.Tensor:
-        """Catalog items closest to each text (grounding a generation to items), (M, k)."""
-        queries = torch.from_numpy(np.asarray(self.encoder.encode(list(texts)), dtype=np.float32))
-        return self.scores(queries).topk(k, dim=-1).indices
+    def rank_texts(self, texts: Sequence[str], targets: Sequence[int], histories=None) -> torch.Tensor:
+        return self.target_ranks(self._encode(texts), targets, histories)
 
     def ground(self, texts: Sequence[str], targets: Sequence[int], histories=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(target ranks, closest item) of each text, from one encoding pass (a rollout's hot path)."""
-        if self.encoder is None:
-            raise RuntimeError("this index has no text encoder; pass query embeddings to target_ranks")
-        queries = torch.from_numpy(np.asarray(self.encoder.encode(list(texts)), dtype=np.float32))
+        queries = self._encode(texts)
         top = torch.cat([self.scores(queries[i : i + self.batch_size]).argmax(-1) for i in range(0, len(texts), self.batch_size)])
         return self.target_ranks(queries, targets, histories), top
 
@@ -103,21 +99,16 @@ class RayRetrieval:
         self.ray, self.cfg = ray, cfg
         if not ray.is_initialized():
             ray.init(address=cfg.ray_address or None, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-        self.actor = self._get_or_create(item_embeddings, encoder_factory)
-
-    def _get_or_create(self, item_embeddings, encoder_factory):
-        ray = self.ray
         try:
-            return ray.get_actor(self.cfg.actor_name)
+            self.actor = ray.get_actor(cfg.actor_name)
         except ValueError:
             if item_embeddings is None:
                 raise RuntimeError(
-                    f"no retrieval actor named {self.cfg.actor_name!r} is running and no item embeddings were given to start one"
+                    f"no retrieval actor named {cfg.actor_name!r} is running and no item embeddings were given to start one"
                 ) from None
-        remote_cls = ray.remote(num_cpus=0)(_IndexActor)
-        return remote_cls.options(name=self.cfg.actor_name, get_if_exists=True).remote(
-            np.asarray(item_embeddings, dtype=np.float32), encoder_factory, self.cfg.batch_size
-        )
+            self.actor = ray.remote(num_cpus=0)(_IndexActor).options(name=cfg.actor_name, get_if_exists=True).remote(
+                np.asarray(item_embeddings, dtype=np.float32), encoder_factory, cfg.batch_size
+            )
 
     def _call(self, method: str, *args):
         last = None
@@ -128,10 +119,8 @@ class RayRetrieval:
                 last = err
                 log.warning("retrieval actor %s unavailable (%s); retry %d/%d", self.cfg.actor_name, err, attempt + 1, self.cfg.retries)
                 time.sleep(0.5 * (attempt + 1))
-                try:
+                with contextlib.suppress(ValueError):  # not back yet: the next attempt tries again
                     self.actor = self.ray.get_actor(self.cfg.actor_name)
-                except ValueError:
-                    pass
         raise RuntimeError(f"retrieval service {self.cfg.actor_name!r} is dead or unreachable after {self.cfg.retries} attempts: {last}")
 
     def target_ranks(self, queries, targets, histories=None) -> torch.Tensor:
@@ -139,9 +128,6 @@ class RayRetrieval:
 
     def rank_texts(self, texts, targets, histories=None) -> torch.Tensor:
         return self._call("rank_texts", list(texts), list(map(int, targets)), histories)
-
-    def top_items(self, texts, k: int = 1) -> torch.Tensor:
-        return self._call("top_items", list(texts), k)
 
     def ground(self, texts, targets, histories=None) -> tuple[torch.Tensor, torch.Tensor]:
         return self._call("ground", list(texts), list(map(int, targets)), histories)
@@ -151,27 +137,15 @@ class RayRetrieval:
         return int(self._call("num_items"))
 
 
-class _IndexActor:
-    """The Ray actor: one index (and encoder) in one process, queried by many trainers."""
+class _IndexActor(RetrievalIndex):
+    """The Ray actor: one index (and encoder) in one process, queried by many trainers. The encoder
+    is built in the actor's process; ``num_items`` is a method, as Ray actors expose no properties."""
 
     def __init__(self, item_embeddings: np.ndarray, encoder_factory, batch_size: int):
-        encoder = encoder_factory() if encoder_factory is not None else None
-        self.index = RetrievalIndex(item_embeddings, encoder, batch_size)
+        super().__init__(item_embeddings, encoder_factory() if encoder_factory is not None else None, batch_size)
 
-    def target_ranks(self, queries, targets, histories=None):
-        return self.index.target_ranks(queries, targets, histories)
-
-    def rank_texts(self, texts, targets, histories=None):
-        return self.index.rank_texts(texts, targets, histories)
-
-    def top_items(self, texts, k=1):
-        return self.index.top_items(texts, k)
-
-    def ground(self, texts, targets, histories=None):
-        return self.index.ground(texts, targets, histories)
-
-    def num_items(self):
-        return self.index.num_items
+    def num_items(self) -> int:
+        return self.items.shape[0]
 
 
 def make_retrieval(cfg: RetrievalConfig, item_embeddings, encoder_factory=None):

@@ -37,11 +37,15 @@ class Generated:
     texts: list[str]
 
 
-def _completion_mask(tokens: torch.Tensor, eos_id: int) -> torch.Tensor:
-    """True up to and including the first EOS (everything when there is none: truncated)."""
-    is_eos = tokens == eos_id
-    after = torch.cumsum(is_eos.int(), 1) - is_eos.int()  # EOS seen strictly before this position
-    return after == 0
+def _generated(tokenizer, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> Generated:
+    """Completions up to and including the first EOS (everything when there is none: truncated) and
+    within ``lengths``, pad elsewhere, and their decoded texts."""
+    is_eos = tokens == tokenizer.eos_token_id
+    mask = torch.cumsum(is_eos.int(), 1) - is_eos.int() == 0  # no EOS strictly before this position
+    if lengths is not None:
+        mask &= torch.arange(tokens.shape[1]) < lengths[:, None]
+    tokens = tokens.masked_fill(~mask, tokenizer.pad_token_id)
+    return Generated(tokens, mask, [t.strip() for t in tokenizer.batch_decode(tokens, skip_special_tokens=True)])
 
 
 class HFGenerator:
@@ -77,10 +81,7 @@ class HFGenerator:
         tokens = out[:, ids.shape[1] :]
         if tokens.shape[1] == 0:
             raise RuntimeError("generate returned no new tokens")
-        comp_mask = _completion_mask(tokens, self.tok.eos_token_id)
-        tokens = tokens.masked_fill(~comp_mask, self.tok.pad_token_id)
-        texts = [t.strip() for t in self.tok.batch_decode(tokens, skip_special_tokens=True)]
-        return Generated(tokens, comp_mask, texts)
+        return _generated(self.tok, tokens)
 
 
 class VLLMGenerator:
@@ -104,10 +105,9 @@ class VLLMGenerator:
     def sync(self, model) -> None:
         from vllm import LLM
 
-        if self.llm is not None and self._calls % self.sync_every:
-            self._calls += 1
-            return
         self._calls += 1
+        if self.llm is not None and (self._calls - 1) % self.sync_every:
+            return
         model.save_pretrained(self._dir)
         self.tok.save_pretrained(self._dir)
         self.release()  # the old engine's GPU memory goes before the new engine claims its share
@@ -132,9 +132,7 @@ class VLLMGenerator:
         tokens = torch.full((len(seqs), width), self.tok.pad_token_id, dtype=torch.long)
         for r, s in enumerate(seqs):
             tokens[r, : len(s)] = torch.as_tensor(s, dtype=torch.long)
-        mask = _completion_mask(tokens, self.tok.eos_token_id) & (torch.arange(width) < torch.as_tensor([len(s) for s in seqs])[:, None])
-        texts = [t.strip() for t in self.tok.batch_decode(tokens.masked_fill(~mask, self.tok.pad_token_id), skip_special_tokens=True)]
-        return Generated(tokens, mask, texts)
+        return _generated(self.tok, tokens, torch.as_tensor([len(s) for s in seqs]))
 
 
 def make_generator(backend: str, model, tokenizer, **kw):
@@ -147,15 +145,14 @@ def make_generator(backend: str, model, tokenizer, **kw):
     raise ValueError(f"unknown generation backend {backend!r}; choose hf or vllm")
 
 
-def text_ranks(generator, index, prompts: Sequence[Sequence[int]], targets: Sequence[int], *, batch_size: int = 64, histories=None, progress: bool = False) -> np.ndarray:
+def text_ranks(generator, index, prompts: Sequence[Sequence[int]], targets: Sequence[int], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
     """Greedy text per prompt, grounded: the 0-based rank of the target among all catalog items."""
     from rl4rec.progress import track
 
     ranks = []
     for start in track(range(0, len(prompts), batch_size), desc="generate + ground", enabled=progress, unit="batch"):
         out = generator.generate(prompts[start : start + batch_size], num_return=1, do_sample=False)
-        hist = None if histories is None else histories[start : start + batch_size]
-        ranks.append(np.asarray(index.rank_texts(out.texts, list(targets[start : start + batch_size]), hist)))
+        ranks.append(np.asarray(index.rank_texts(out.texts, list(targets[start : start + batch_size]))))
     return np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)
 
 

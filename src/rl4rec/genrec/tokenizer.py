@@ -19,6 +19,7 @@ on which codes a catalog happens to use (spec §3, rl4rec).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -68,13 +69,6 @@ def sid_token_strings(codec: SIDCodec, min_codebook: int = 256) -> list[str]:
     return tokens
 
 
-def _corpus(texts: Iterable[str], extra: Sequence[str]) -> Iterable[str]:
-    yield from extra
-    for t in texts:
-        if t:
-            yield t
-
-
 def build_scratch_tokenizer(
     codec: SIDCodec | None,
     texts: Iterable[str],
@@ -99,7 +93,7 @@ def build_scratch_tokenizer(
         show_progress=False,
     )
     # the prompt text is repeated so its words become single tokens even in tiny catalogs
-    bpe.train_from_iterator(_corpus(texts, list(extra_texts) * 20), trainer=trainer)
+    bpe.train_from_iterator(itertools.chain(list(extra_texts) * 20, filter(None, texts)), trainer=trainer)
     if codec is not None:
         bpe.add_tokens([AddedToken(t, normalized=False, special=False) for t in sid_token_strings(codec, cfg.min_codebook)])
     if special_tokens:
@@ -117,9 +111,7 @@ def add_sid_tokens(tokenizer, codec: SIDCodec, min_codebook: int = 256) -> int:
     before = len(tokenizer)
     wanted = sid_token_strings(codec, min_codebook)
     vocab = tokenizer.get_vocab()
-    new = [t for t in wanted if t not in vocab]
-    if new:
-        tokenizer.add_tokens([AddedToken(t, normalized=False, special=False) for t in new])
+    tokenizer.add_tokens([AddedToken(t, normalized=False, special=False) for t in wanted if t not in vocab])
     if tokenizer.eos_token_id is None:
         raise ValueError("the pretrained tokenizer has no EOS token; completions must end with one")
     if tokenizer.pad_token_id is None:
@@ -146,10 +138,9 @@ def resize_for_new_tokens(model, tokenizer, orig_len: int) -> None:
     """
     import torch
 
-    rows = model.get_input_embeddings().weight.shape[0]
-    if len(tokenizer) > rows:
-        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     n = len(tokenizer)
+    if n > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(n, mean_resizing=False)
     with torch.no_grad():
         emb = model.get_input_embeddings().weight
         emb[orig_len:n] = emb[:orig_len].mean(0, keepdim=True)
@@ -175,9 +166,7 @@ def load_tokenizer(path: str | Path):
     path = Path(path)
     cfg_file = path / "tokenizer_config.json"
     declared = json.loads(cfg_file.read_text()).get("tokenizer_class") if cfg_file.is_file() else None
-    if declared == "TokenizersBackend":
-        tok = TokenizersBackend.from_pretrained(str(path), local_files_only=True)
-    else:
-        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    cls = TokenizersBackend if declared == "TokenizersBackend" else AutoTokenizer
+    tok = cls.from_pretrained(str(path), local_files_only=True)
     tok.padding_side = "left"
     return tok

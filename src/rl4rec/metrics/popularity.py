@@ -33,15 +33,10 @@ def item_popularity(
     histories: Iterable[Sequence[int]] = (), targets: Iterable[int] = (), *, num_items: int
 ) -> np.ndarray:
     """Occurrences of each item id in the given history lists plus the given targets, ``(N,)``."""
-    counts = np.zeros(num_items, dtype=np.int64)
-    flat = [i for h in histories for i in h]
-    flat.extend(int(t) for t in targets)
-    if flat:
-        ids = np.asarray(flat, dtype=np.int64)
-        if ids.min() < 0 or ids.max() >= num_items:
-            raise ValueError(f"item ids must lie in [0, {num_items}), got range [{ids.min()}, {ids.max()}]")
-        counts += np.bincount(ids, minlength=num_items)
-    return counts
+    ids = np.asarray([i for h in histories for i in h] + [int(t) for t in targets], dtype=np.int64)
+    if ids.size and (ids.min() < 0 or ids.max() >= num_items):
+        raise ValueError(f"item ids must lie in [0, {num_items}), got range [{ids.min()}, {ids.max()}]")
+    return np.bincount(ids, minlength=num_items).astype(np.int64)
 
 
 def history_popularity(histories: Iterable[Sequence[int]], popularity: np.ndarray) -> np.ndarray:

@@ -102,9 +102,7 @@ def ranks_from_lists(candidates: Any, targets: Any, *, groups: Any = None) -> An
         hit = c == t[:, None]
     else:
         g = _to_torch(groups, torch.long).to(c.device)
-        valid = c >= 0
-        cg = torch.where(valid, g[c.clamp(min=0)], torch.full_like(c, -1))
-        hit = valid & (cg == g[t][:, None])
+        hit = (c >= 0) & (g[c.clamp(min=0)] == g[t][:, None])  # an invalid candidate (-1) never hits
     pos = torch.arange(m, device=c.device).expand_as(c)
     ranks = torch.where(hit, pos, torch.full_like(pos, m)).min(1).values if m else torch.zeros_like(t)
     return _like(ranks.long(), candidates)
@@ -135,32 +133,29 @@ def _check_k(k: int, num_candidates: int | None) -> None:
         raise ValueError(f"K={k} exceeds the {num_candidates} candidates per row (K must be <= beams)")
 
 
+def _mean_at_k(ranks: Any, k: int | None, num_candidates: int | None, gain) -> float:
+    """Mean over rows of ``gain(rank)`` where rank < K and 0 elsewhere (``k=None``: no cut-off)."""
+    if k is not None:
+        _check_k(k, num_candidates)
+    r = _ranks_np(ranks)
+    if not r.size:
+        return float("nan")
+    return float(np.where(r < k if k is not None else True, gain(r), 0.0).mean())
+
+
 def hit_rate(ranks: Any, k: int, *, num_candidates: int | None = None) -> float:
     """HR@K = fraction of rows whose target rank is < K."""
-    _check_k(k, num_candidates)
-    r = _ranks_np(ranks)
-    return float((r < k).mean()) if r.size else float("nan")
+    return _mean_at_k(ranks, k, num_candidates, lambda r: 1.0)
 
 
 def ndcg(ranks: Any, k: int, *, num_candidates: int | None = None) -> float:
     """NDCG@K with one relevant item: mean of 1/log2(rank + 2) over rows with rank < K."""
-    _check_k(k, num_candidates)
-    r = _ranks_np(ranks)
-    if not r.size:
-        return float("nan")
-    gains = np.where(r < k, 1.0 / np.log2(np.minimum(r, k) + 2.0), 0.0)
-    return float(gains.mean())
+    return _mean_at_k(ranks, k, num_candidates, lambda r: 1.0 / np.log2(r + 2.0))
 
 
 def mrr(ranks: Any, k: int | None = None, *, num_candidates: int | None = None) -> float:
     """MRR@K (``k=None``: no cut-off) = mean of 1/(rank + 1) over rows with rank < K."""
-    r = _ranks_np(ranks)
-    if not r.size:
-        return float("nan")
-    if k is None:
-        return float((1.0 / (r + 1.0)).mean())
-    _check_k(k, num_candidates)
-    return float(np.where(r < k, 1.0 / (np.minimum(r, k) + 1.0), 0.0).mean())
+    return _mean_at_k(ranks, k, num_candidates, lambda r: 1.0 / (r + 1.0))
 
 
 def ranking_metrics(
@@ -176,23 +171,19 @@ def ranking_metrics(
     ``num_candidates``: the list length for generated lists; every K must be <= it.
     """
     fns = {"hr": hit_rate, "ndcg": ndcg, "mrr": mrr}
-    out: dict[str, float] = {}
+    metrics = tuple(metrics)
     for name in metrics:
         if name not in fns:
             raise ValueError(f"unknown ranking metric {name!r}; choose from {sorted(fns)}")
-    for name in metrics:
-        for k in ks:
-            out[f"{prefix}{name}@{k}"] = fns[name](ranks, k, num_candidates=num_candidates)
-    return out
+    return {f"{prefix}{name}@{k}": fns[name](ranks, k, num_candidates=num_candidates) for name in metrics for k in ks}
 
 
-def list_quality(candidates: Any, num_items: int | None = None, *, valid: Any = None) -> Mapping[str, float]:
+def list_quality(candidates: Any, num_items: int | None = None) -> Mapping[str, float]:
     """Quality of generated top-M lists: invalid rate, duplicate rate and item coverage.
 
     Args:
         candidates: ``(B, M)`` item ids; ``-1`` (or any id outside ``[0, num_items)``) is invalid.
         num_items: catalog size, for the range check and the coverage denominator.
-        valid: optional ``(B, M)`` bool mask of valid entries, overriding the id check.
     Returns:
         ``invalid_rate``: invalid entries / all entries.
         ``duplicate_rate``: valid entries that repeat an earlier valid entry of the same row /
@@ -205,12 +196,9 @@ def list_quality(candidates: Any, num_items: int | None = None, *, valid: Any = 
     total = c.numel()
     if total == 0:
         return {"invalid_rate": float("nan"), "duplicate_rate": float("nan"), "coverage": float("nan")}
-    if valid is None:
-        ok = c >= 0
-        if num_items is not None:
-            ok &= c < num_items
-    else:
-        ok = _to_torch(valid, torch.bool)
+    ok = c >= 0
+    if num_items is not None:
+        ok &= c < num_items
     # A duplicate: an equal valid entry earlier in the same row. Sort each row and compare
     # neighbours; every entry of a run of k equal ids but one is a duplicate.
     marked = torch.where(ok, c, torch.full_like(c, -1))
