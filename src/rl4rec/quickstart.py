@@ -35,14 +35,12 @@ def sweep_of(section: str, runs_dir: Path, data: Path, catalogue: Path):
 def prepare_data(runs_dir: Path) -> tuple[Path, Path]:
     """The synthetic genrec category and the slate catalogue every section reads."""
     from rl4rec.genrec.data.synthetic import write_synthetic_dataset
-    from rl4rec.runs import atomic_save_npy
-    from rl4rec.slate.env.embeddings import generate_embeddings
+    from rl4rec.slate.tools import GenerateEmbeddingsConfig, generate_embeddings
 
     root = runs_dir / "quickstart"
     catalogue = root / "slate_catalogue.npy"
-    if not catalogue.exists():
-        root.mkdir(parents=True, exist_ok=True)
-        atomic_save_npy(catalogue, generate_embeddings(1000, 10, 2, peak_power=None, seed=7).numpy())
+    if not catalogue.exists():  # the paper's recipe: 1000 items, 10 topics of 2 dimensions
+        generate_embeddings(GenerateEmbeddingsConfig(out=str(catalogue), seed=7))
     return write_synthetic_dataset(root / "data"), catalogue
 
 

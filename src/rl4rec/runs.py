@@ -33,6 +33,7 @@ import torch
 import yaml
 
 from rl4rec.allocator import keep_freed_memory
+from rl4rec.common import RunConfig
 from rl4rec.config import from_dict, load_yaml, to_dict
 from rl4rec.errors import InputError
 from rl4rec.naming import run_name
@@ -200,8 +201,9 @@ def read_status(run_dir: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the run
 
 
-#: config keys that do not change what a run computes (or where it lives)
-_BOOKKEEPING = ("run_name", "runs_dir", "resume", "progress", "threads", "tracking", "description", "tags", "stop_at_step")
+#: config keys that do not change what a run computes (or where it lives): those kept out of run
+#: names but the experiment and the seed
+_BOOKKEEPING = set(RunConfig.NAME_EXCLUDE) - {"experiment", "seed"}
 _stored_configs: dict[Path, dict[str, Any]] = {}
 
 

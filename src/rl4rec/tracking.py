@@ -56,60 +56,26 @@ class TensorBoardTracker:
         self.writer.close()
 
 
-def _optional(module: str, extra: str):
-    import importlib
+class HostedTracker:
+    """W&B or SwanLab: ``<module>.init(**settings)`` starts the run that receives ``log`` and ``finish``."""
 
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as err:
-        raise RuntimeError(
-            f"tracking.backends includes {module!r} but it is not installed; "
-            f"install it with: pip install 'rl4rec[{extra}]'"
-        ) from err
+    def __init__(self, module: str, **settings: Any):
+        import importlib
 
-
-class WandbTracker:
-    def __init__(self, run_dir: Path, name: str, cfg: TrackingConfig, config: dict, tags, notes: str):
-        wandb = _optional("wandb", "wandb")
-        self.run = wandb.init(
-            project=cfg.project,
-            name=name,
-            id=name[:128].replace("/", "-"),
-            resume="allow",
-            dir=str(run_dir),
-            mode=cfg.mode,
-            config=config,
-            tags=list(tags),
-            notes=notes,
-        )
+        try:
+            lib = importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            raise RuntimeError(
+                f"tracking.backends includes {module!r} but it is not installed; "
+                f"install it with: pip install 'rl4rec[{module}]'"
+            ) from err
+        self.run = lib.init(**settings)
 
     def log(self, metrics: Mapping[str, Any], step: int) -> None:
         self.run.log(dict(metrics), step=step)
 
     def close(self) -> None:
         self.run.finish()
-
-
-class SwanLabTracker:
-    def __init__(self, run_dir: Path, name: str, cfg: TrackingConfig, config: dict, tags, notes: str):
-        swanlab = _optional("swanlab", "swanlab")
-        mode = "local" if cfg.mode == "offline" else "cloud"
-        self.swanlab = swanlab
-        self.run = swanlab.init(
-            project=cfg.project,
-            experiment_name=name,
-            description=notes or None,  # swanlab rejects an empty string
-            config=config,
-            tags=list(tags),
-            logdir=str(run_dir / "swanlab"),
-            mode=mode,
-        )
-
-    def log(self, metrics: Mapping[str, Any], step: int) -> None:
-        self.swanlab.log(dict(metrics), step=step)
-
-    def close(self) -> None:
-        self.swanlab.finish()
 
 
 class Trackers:
@@ -129,13 +95,34 @@ class Trackers:
         for backend in cfg.backends:
             if backend == "tensorboard":
                 purge = resume_step + 1 if resume_step is not None else None
-                self.sinks.append(TensorBoardTracker(run_dir / "tensorboard", purge, notes))
+                sink = TensorBoardTracker(run_dir / "tensorboard", purge, notes)
             elif backend == "wandb":
-                self.sinks.append(WandbTracker(run_dir, name, cfg, config, tags, notes))
+                sink = HostedTracker(
+                    "wandb",
+                    project=cfg.project,
+                    name=name,
+                    id=name[:128].replace("/", "-"),
+                    resume="allow",
+                    dir=str(run_dir),
+                    mode=cfg.mode,
+                    config=config,
+                    tags=list(tags),
+                    notes=notes,
+                )
             elif backend == "swanlab":
-                self.sinks.append(SwanLabTracker(run_dir, name, cfg, config, tags, notes))
+                sink = HostedTracker(
+                    "swanlab",
+                    project=cfg.project,
+                    experiment_name=name,
+                    description=notes or None,  # swanlab rejects an empty string
+                    config=config,
+                    tags=list(tags),
+                    logdir=str(run_dir / "swanlab"),
+                    mode="local" if cfg.mode == "offline" else "cloud",
+                )
             else:  # validated by the config's Literal type; kept as a guard
                 raise ValueError(f"unknown tracker {backend!r}")
+            self.sinks.append(sink)
 
     def log(self, metrics: Mapping[str, Any], step: int) -> None:
         for key in metrics:

@@ -250,6 +250,35 @@ def test_a_method_waits_for_its_source_and_fails_when_the_source_fails():
     assert _ready(m, {"sft_seed0": "failed (exit 1)"}) is None
 
 
+def test_schedule_limits_retries_then_reports_and_fails_the_dependants(tmp_path, caplog):
+    """The loop both backends share, with a fake backend: at most ``limit`` runs at a time, a
+    failed run launched again ``max_retries`` times and then reported, its ``init_from``
+    dependants failed without starting."""
+    from rl4rec.experiments.sweep import Member, SweepConfig, _schedule
+
+    sweep = SweepConfig(experiment="toy", runs_dir=str(tmp_path), max_retries=1)
+    a, b = Member("a", "A", {}, 0, {}, "smoke"), Member("b", "B", {}, 0, {}, "smoke")
+    todo = [a, b, Member("c", "C", {}, 0, {}, "smoke", after="a")]
+    launched, busy = [], []
+
+    def submit(member):
+        launched.append(member.name)
+        return len(launched)  # any hashable key
+
+    def collect(running):
+        busy.append(len(running))
+        for key, (member, _) in list(running.items()):
+            yield key, ("exited with 1 (status failed)", "exit 1") if member.name == "a" else None
+
+    outcome: dict[str, str] = {}
+    with caplog.at_level("WARNING", logger="rl4rec.experiments.sweep"):
+        _schedule(sweep, todo, outcome, 1, submit, collect)
+    assert launched == ["a", "b", "a"] and max(busy) == 1
+    assert outcome == {"b": "pending", "a": "failed (exit 1)", "c": "failed (its init_from run a did not finish)"}
+    assert "run a exited with 1 (status failed); retry 1/1" in caplog.text
+    assert "run a failed after 2 attempt(s)" in caplog.text
+
+
 def _write(tmp_path: Path, spec: dict) -> Path:
     path = tmp_path / "chain.yaml"
     path.write_text(yaml.safe_dump(spec))

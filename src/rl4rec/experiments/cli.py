@@ -32,8 +32,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from rl4rec.experiments.report import build_report
 
     metrics = args.metrics.split(",") if args.metrics else None
-    experiments = args.experiment if len(args.experiment) > 1 else args.experiment[0]
-    md, html = build_report(Path(args.runs_dir), experiments, metrics, baseline=args.baseline, out_dir=args.out)
+    md, html = build_report(Path(args.runs_dir), args.experiment, metrics, baseline=args.baseline, out_dir=args.out)
     print(md.read_text())
     print(f"report: {md} and {html}")
     return 0

@@ -151,16 +151,14 @@ def _ready(member: Member, outcome: dict[str, str]) -> bool | None:
     return None if done.startswith(("failed", "stopped")) else True
 
 
-def write_manifest(sweep: SweepConfig, members: list[Member]) -> Path:
+def write_manifest(sweep: SweepConfig, members: list[Member]) -> None:
     exp_dir = Path(sweep.runs_dir) / sweep.experiment
     exp_dir.mkdir(parents=True, exist_ok=True)
     manifest = {
         "sweep": to_dict(sweep),
         "runs": [{"name": m.name, "method": m.method, "task": m.task, "point": m.point, "seed": m.seed} for m in members],
     }
-    path = exp_dir / "sweep.json"
-    atomic_write_text(path, json.dumps(manifest, indent=2))
-    return path
+    atomic_write_text(exp_dir / "sweep.json", json.dumps(manifest, indent=2))
 
 
 def _status(sweep: SweepConfig, member: Member) -> str:
@@ -171,66 +169,46 @@ def _status(sweep: SweepConfig, member: Member) -> str:
 # --------------------------------------------------------------------------- local backend
 
 
-def _run_local(sweep: SweepConfig, todo: list[Member], workers: int, outcome: dict[str, str]) -> dict[str, str]:
+def _run_local(sweep: SweepConfig, todo: list[Member], workers: int, outcome: dict[str, str]) -> None:
     """Run members as worker subprocesses, ``workers`` at a time (a member after its ``init_from``
     source); adds name -> outcome to ``outcome``."""
-    from rl4rec.progress import track
-
     spec_dir = Path(sweep.runs_dir) / sweep.experiment / ".sweep"
     spec_dir.mkdir(parents=True, exist_ok=True)
-    queue = [(m, 0) for m in todo]
-    running: dict[str, tuple[subprocess.Popen, Member, int, Any]] = {}
     env = {**os.environ, "OMP_NUM_THREADS": str(sweep.threads_per_run), "PYTHONUNBUFFERED": "1"}
-    done_iter = iter(track(range(len(todo)), desc=f"sweep {sweep.experiment}", unit="run"))
+    procs: list[subprocess.Popen] = []
 
-    def launch(member: Member, attempt: int) -> None:
+    def submit(member: Member) -> tuple[subprocess.Popen, Any]:
         spec = spec_dir / f"{member.name}.json"
         atomic_write_text(spec, json.dumps(member.spec()))
         out = (spec_dir / f"{member.name}.out").open("a")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "rl4rec.experiments.worker", str(spec)], stdout=out, stderr=subprocess.STDOUT, env=env
-        )
-        running[member.name] = (proc, member, attempt, out)
+        cmd = [sys.executable, "-m", "rl4rec.experiments.worker", str(spec)]
+        procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env))
+        return procs[-1], out
+
+    def collect(running: dict):
+        time.sleep(0.2)
+        for (proc, out), (member, _) in list(running.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            out.close()
+            status = _status(sweep, member)
+            if code == 0 and status in ("finished", "stopped"):
+                yield (proc, out), None
+            else:
+                yield (proc, out), (f"exited with {code} (status {status})", f"exit {code}; log: {out.name}")
 
     try:
-        while queue or running:
-            for member, attempt in list(queue):
-                ready = _ready(member, outcome)
-                if ready is None:
-                    queue.remove((member, attempt))
-                    outcome[member.name] = f"failed (its init_from run {member.after} did not finish)"
-                    next(done_iter, None)
-                elif ready and len(running) < workers:
-                    queue.remove((member, attempt))
-                    launch(member, attempt)
-            time.sleep(0.2)
-            for name, (proc, member, attempt, out) in list(running.items()):
-                code = proc.poll()
-                if code is None:
-                    continue
-                out.close()
-                del running[name]
-                status = _status(sweep, member)
-                if code == 0 and status in ("finished", "stopped"):
-                    outcome[name] = status
-                    next(done_iter, None)
-                elif attempt < sweep.max_retries:
-                    log.warning("run %s exited with %s (status %s); retry %d/%d", name, code, status, attempt + 1, sweep.max_retries)
-                    queue.append((member, attempt + 1))
-                else:
-                    outcome[name] = f"failed (exit {code}; log: {spec_dir / (name + '.out')})"
-                    log.error("run %s failed after %d attempt(s)", name, attempt + 1)
-                    next(done_iter, None)
+        _schedule(sweep, todo, outcome, workers, submit, collect)
     finally:
-        for proc, *_ in running.values():  # the driver itself was interrupted: stop children cleanly
+        for proc in procs:  # the driver itself was interrupted: stop children cleanly (ended ones are skipped)
             proc.terminate()
-    return outcome
 
 
 # --------------------------------------------------------------------------- ray backend
 
 
-def _run_ray(sweep: SweepConfig, todo: list[Member], workers: int, outcome: dict[str, str]) -> dict[str, str]:
+def _run_ray(sweep: SweepConfig, todo: list[Member], workers: int, outcome: dict[str, str]) -> None:
     try:
         import ray
     except ModuleNotFoundError as err:
@@ -258,39 +236,58 @@ def _run_ray(sweep: SweepConfig, todo: list[Member], workers: int, outcome: dict
         run_spec(spec)
         return "ok"
 
-    attempts = {m.name: 0 for m in todo}
-    waiting, pending = list(todo), {}
-    try:
-        while waiting or pending:
-            for m in list(waiting):
-                ready = _ready(m, outcome)
-                if ready is not False:
-                    waiting.remove(m)
-                if ready:
-                    pending[run_member.remote(m.spec())] = m
-                elif ready is None:
-                    outcome[m.name] = f"failed (its init_from run {m.after} did not finish)"
-            if not pending:
-                continue
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            member = pending.pop(ready[0])
-            try:
-                ray.get(ready[0])
-                outcome[member.name] = _status(sweep, member)
-            except Exception as err:  # noqa: BLE001 - any task error is retried, then reported
-                if attempts[member.name] < sweep.max_retries:
-                    attempts[member.name] += 1
-                    log.warning("run %s failed (%s); retry %d", member.name, err, attempts[member.name])
-                    pending[run_member.remote(member.spec())] = member
-                else:
-                    outcome[member.name] = f"failed ({type(err).__name__}: {err})"
+    def collect(running: dict):
+        if not running:
+            return
+        ready, _ = ray.wait(list(running), num_returns=1)
+        try:
+            ray.get(ready[0])
+        except Exception as err:  # noqa: BLE001 - any task error is retried, then reported
+            yield ready[0], (f"failed ({err})", f"{type(err).__name__}: {err}")
+        else:
+            yield ready[0], None
+
+    try:  # no limit here: Ray's CPUs bound the parallel runs
+        _schedule(sweep, todo, outcome, len(todo), lambda member: run_member.remote(member.spec()), collect)
     finally:
         if started_here:
             ray.shutdown()
-    return outcome
 
 
 # --------------------------------------------------------------------------- driver
+
+
+def _schedule(sweep: SweepConfig, todo: list[Member], outcome: dict[str, str], limit: int, submit, collect) -> None:
+    """The loop of both backends: start each member with ``submit(member) -> key`` once its
+    ``init_from`` source is done, ``limit`` at a time; ``collect(running)`` yields ``(key, failure)``
+    for the runs that ended, ``failure`` ``None`` or ``(why, outcome)``. A failed run is launched
+    again up to ``max_retries`` times, then reported. Adds name -> outcome to ``outcome``."""
+    from rl4rec.progress import track
+
+    queue, running = [(m, 0) for m in todo], {}
+    done_iter = iter(track(range(len(todo)), desc=f"sweep {sweep.experiment}", unit="run"))
+    while queue or running:
+        for member, attempt in list(queue):
+            ready = _ready(member, outcome)
+            if ready is None:
+                queue.remove((member, attempt))
+                outcome[member.name] = f"failed (its init_from run {member.after} did not finish)"
+                next(done_iter, None)
+            elif ready and len(running) < limit:
+                queue.remove((member, attempt))
+                running[submit(member)] = (member, attempt)
+        for key, failure in collect(running):
+            member, attempt = running.pop(key)
+            if failure is None:
+                outcome[member.name] = _status(sweep, member)
+                next(done_iter, None)
+            elif attempt < sweep.max_retries:
+                log.warning("run %s %s; retry %d/%d", member.name, failure[0], attempt + 1, sweep.max_retries)
+                queue.append((member, attempt + 1))
+            else:
+                outcome[member.name] = f"failed ({failure[1]})"
+                log.error("run %s failed after %d attempt(s)", member.name, attempt + 1)
+                next(done_iter, None)
 
 
 def _exit_on_signal(signum, frame):  # noqa: ARG001

@@ -50,33 +50,32 @@ LATENT = Smoke(
 )
 
 
-def _common(smoke: Smoke, runs_dir, progress: bool) -> list[str]:
-    return [f"experiment={smoke.experiment}", f"runs_dir={runs_dir}", "resume=true", f"progress={str(progress).lower()}"]
+def _stage(smoke: Smoke, task: str, overrides: list[str], runs_dir, progress: bool) -> dict[str, Any] | None:
+    """One stage of ``smoke``: an ordinary, resumable run of ``task`` under ``<runs_dir>/<experiment>``."""
+    from rl4rec.config import apply_overrides
+    from rl4rec.registry import get_pipeline
+
+    pipeline = get_pipeline(task)
+    common = [f"experiment={smoke.experiment}", f"runs_dir={runs_dir}", "resume=true", f"progress={progress}".lower()]
+    return pipeline.run(apply_overrides(pipeline.config_class(), {}, [*common, *overrides]))
 
 
 def smoke_sft(smoke: Smoke, runs_dir: str | Path, progress: bool = False) -> dict[str, Any] | None:
     """The SFT stage alone (synthetic data -> ``<runs_dir>/<experiment>/sft``); its result."""
-    from rl4rec.config import apply_overrides
     from rl4rec.genrec.data.synthetic import write_synthetic_dataset
-    from rl4rec.registry import get_pipeline
 
     folder = write_synthetic_dataset(Path(runs_dir) / smoke.experiment / "data")
-    first = get_pipeline(smoke.sft_task)
-    return first.run(apply_overrides(first.config_class(), {}, [f"dataset={folder}", "run_name=sft", *smoke.sft, *_common(smoke, runs_dir, progress)]))
+    return _stage(smoke, smoke.sft_task, [f"dataset={folder}", "run_name=sft", *smoke.sft], runs_dir, progress)
 
 
 def run_smoke(smoke: Smoke, runs_dir: str | Path, overrides: list[str] | tuple[str, ...] = (), progress: bool = False) -> dict[str, Any] | None:
     """Synthetic data -> SFT -> RL; the RL result with the SFT test metrics as ``sft_test``."""
-    from rl4rec.config import apply_overrides
-    from rl4rec.registry import get_pipeline
-
     sft = smoke_sft(smoke, runs_dir, progress)
     if sft is None:
         return None
-    second = get_pipeline(smoke.rl_task)
     init = Path(runs_dir) / smoke.experiment / "sft"
-    rl = apply_overrides(second.config_class(), {}, [*smoke.rl, *_common(smoke, runs_dir, progress), "run_name=grpo", f"init_from={init}", *overrides])
-    result = second.run(rl)
+    rl = [*smoke.rl, "run_name=grpo", f"init_from={init}", *overrides]
+    result = _stage(smoke, smoke.rl_task, rl, runs_dir, progress)
     if result is not None:
         result["sft_test"] = sft.get("test")
     return result

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from rl4rec.config import field
+from rl4rec.config import ConfigError, field
 from rl4rec.slate.env.config import TopicRecConfig
 
 
@@ -59,8 +59,6 @@ class GenerateEmbeddingsConfig:
     topic_size: int = field(2, "dimensions per topic", ge=1)
 
     def check(self) -> None:
-        from rl4rec.config import ConfigError
-
         if not self.out:
             raise ConfigError("out: name the .npy file to write (--out PATH)")
 
