@@ -75,7 +75,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     text_rows = {r["dataset"]: r for r in json.loads((ROOT / "benchmarks" / "results" / "genrec_sft.json").read_text())["rows"]}
-    rows = []
+    rows, paired = [], {}
     for dataset in args.datasets:
         cf, sasrec, reports = [], [], []
         for seed in args.seeds:
@@ -89,30 +89,38 @@ def main() -> None:
             reports.append(json.loads((index.parent / "sid_report.json").read_text()))
         text = text_rows[dataset]
         text_by_seed = dict(zip(text["seeds"], range(len(text["seeds"])), strict=True))
-        row = {"dataset": dataset, "seeds": args.seeds, "sft_config": str(SFT_CONFIGS[dataset].relative_to(ROOT)),
-               "cf_sid_levels": [r["after"]["levels"] for r in reports],
-               "cf_collision_rate_before_dedup": [r["before"]["collision_rate"] for r in reports],
-               "best_step": [r["best_step"] for r in cf], "train_s": [r["train_s"] for r in cf]}
-        for m in METRICS:
-            arms = {"sft_cf_sids": [r["test"][m] for r in cf], "sasrec": [r["test"][m] for r in sasrec]}
-            if all(s in text_by_seed for s in args.seeds):
-                arms["sft_text_sids"] = [text[m]["values"][text_by_seed[s]] for s in args.seeds]
-            row[m] = {}
-            for arm, vals in arms.items():
+        arms = {"SFT, SASRec-embedding SIDs": {m: [r["test"][m] for r in cf] for m in METRICS},
+                "SASRec": {m: [r["test"][m] for r in sasrec] for m in METRICS}}
+        if all(s in text_by_seed for s in args.seeds):
+            arms["SFT, text SIDs (genrec_sft.json)"] = {m: [text[m]["values"][text_by_seed[s]] for s in args.seeds] for m in METRICS}
+        for arm, values in arms.items():
+            row = {"dataset": dataset, "arm": arm, "seeds": args.seeds}
+            for m, vals in values.items():
                 ci = mean_ci(vals)
-                row[m][arm] = {"mean": ci.mean, "ci95": ci.half_width, "values": vals}
-            row[m]["cf_vs_sasrec_paired_p"] = paired_ttest(arms["sft_cf_sids"], arms["sasrec"])[1]
-            if "sft_text_sids" in arms:
-                row[m]["cf_vs_text_paired_p"] = paired_ttest(arms["sft_cf_sids"], arms["sft_text_sids"])[1]
-        rows.append(row)
-        n10 = row["ndcg@10"]
-        print(f"{dataset}: NDCG@10 SFT on CF SIDs {n10['sft_cf_sids']['mean']:.4f}, text SIDs "
-              f"{n10.get('sft_text_sids', {}).get('mean', float('nan')):.4f}, SASRec {n10['sasrec']['mean']:.4f}", flush=True)
+                row[m] = {"mean": ci.mean, "ci95": ci.half_width, "values": vals}
+            if arm.startswith("SFT, SASRec"):
+                row.update(sft_config=str(SFT_CONFIGS[dataset].relative_to(ROOT)), sid_levels=[r["after"]["levels"] for r in reports],
+                           collision_rate_before_dedup=[r["before"]["collision_rate"] for r in reports],
+                           best_step=[r["best_step"] for r in cf], train_s=[r["train_s"] for r in cf])
+            rows.append(row)
+        cf_arm = arms["SFT, SASRec-embedding SIDs"]
+        paired[dataset] = {m: {"vs_sasrec": paired_ttest(cf_arm[m], arms["SASRec"][m])[1],
+                               **({"vs_text_sids": paired_ttest(cf_arm[m], arms["SFT, text SIDs (genrec_sft.json)"][m])[1]}
+                                  if len(arms) == 3 else {})} for m in METRICS}
+        n10 = {arm: mean_ci(v["ndcg@10"]).mean for arm, v in arms.items()}
+        print(f"{dataset}: test NDCG@10 " + ", ".join(f"{a} {v:.4f}" for a, v in n10.items()), flush=True)
     out = {
         "claim": "SIDs from SASRec's item embeddings vs text SIDs for the tiny SFT model, and SASRec itself (same seeds, test file)",
         "command": "python benchmarks/genrec_sft_cf_sids.py --data-dir ../shared/data --seeds " + " ".join(map(str, args.seeds)),
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__, "threads": 1},
         "rows": rows,
+        "paired_p": paired,
+        "notes": ["paired_p: two-sided paired t-test over seeds of the SASRec-embedding-SID SFT against each other arm.",
+                  "collision_rate_before_dedup: share of items whose 3-level codes collide before last-level dedup.",
+                  "SASRec input rows of items that never appear in a training history get only the weight-decay gradient, which Adam turns into "
+                  "full-size steps towards zero, so they crowd a few codes.",
+                  "SASRec is this script's own run per seed, with the current code.",
+                  "train_s: optimizer-step seconds on one thread; this run shared the 2 cores with other jobs, so they are not speed numbers."],
     }
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
 
