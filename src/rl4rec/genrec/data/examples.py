@@ -206,24 +206,16 @@ def write_examples(path: str | Path, examples: Iterable[SeqExample], catalog: It
 
 
 def pad_histories(
-    histories: Sequence[Sequence[int]], max_len: int = MAX_HISTORY, pad: int = -1, *, padding: str = "right"
+    histories: Sequence[Sequence[int]], max_len: int = MAX_HISTORY, pad: int = -1
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(B, max_len)`` int64 matrix of the last ``max_len`` items of each history, and lengths.
 
-    ``padding="right"`` puts the pads at the end (items start at column 0, oldest first), as
-    SASRec expects; ``"left"`` puts them first so the newest item is always in the last column.
+    The pads go at the end (items start at column 0, oldest first), as SASRec expects.
     """
     out = np.full((len(histories), max_len), pad, dtype=np.int64)
     lengths = np.zeros(len(histories), dtype=np.int64)
     for b, h in enumerate(histories):
         h = list(h)[-max_len:]
         lengths[b] = len(h)
-        if not h:
-            continue
-        if padding == "right":
-            out[b, : len(h)] = h
-        elif padding == "left":
-            out[b, max_len - len(h) :] = h
-        else:
-            raise ValueError(f"padding must be 'right' or 'left', got {padding!r}")
+        out[b, : len(h)] = h
     return out, lengths

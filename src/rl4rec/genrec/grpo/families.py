@@ -23,6 +23,7 @@ from rl4rec.config import ConfigError
 from rl4rec.genrec.grpo.config import GRPOConfig, TextGRPOConfig
 from rl4rec.genrec.grpo.rewards import RewardContext, Rollouts
 from rl4rec.genrec.grpo.rollout import RolloutBatch, generate_rollouts, merge_rollouts
+from rl4rec.training import reported_ks
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class SIDFamily:
             raise ConfigError(f"group_size={cfg.group_size} distinct beams, but the catalog has only {self.trie.num_sids} distinct SIDs")
         self.lp_trie = self.trie if cfg.logprob_space == "trie" else None
         self.pad_id = self.trie.pad_id
-        self.ks = tuple(sorted({k for k in cfg.ks if k <= cfg.eval_beams} | {int(cfg.select_metric.split("@")[1])}))
+        self.ks = reported_ks(cfg.ks, cfg.select_metric, cfg.eval_beams)
 
     def describe(self) -> str:
         return f"rollout={self.cfg.rollout}"
@@ -165,7 +166,7 @@ class TextFamily:
             kw["sync_every"] = cfg.vllm_sync_every
         self.sampler = make_generator(cfg.generation_backend, policy, loaded.tokenizer, **kw)
         self.greedy = make_generator("hf", policy, loaded.tokenizer, max_new_tokens=cfg.max_new_tokens)
-        self.ks = tuple(sorted(set(cfg.ks) | {int(cfg.select_metric.split("@")[1])}))
+        self.ks = reported_ks(cfg.ks, cfg.select_metric)
 
     def describe(self) -> str:
         return f"free text ({self.cfg.generation_backend}), retrieval={self.cfg.retrieval.backend}/{self.cfg.retrieval.encoder}"

@@ -15,6 +15,7 @@ Run folder: ``tokenizer/``, ``model/best`` and ``model/last`` (LM + tokenizer + 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -209,8 +210,7 @@ class LatentTask(Task):
 
     def test(self, loop: dict[str, Any]) -> dict[str, Any]:
         out = test_run(self.run.dir, self.cfg, self.data, which="best")
-        test = {k: v for k, v in out["test"].items() if "@" in k and "ci95" not in k and isinstance(v, float)}
-        self.run.log_metrics({f"test/{k}": v for k, v in test.items()}, self.total_steps)
+        self.log_test(out["test"], self.total_steps)
         return out
 
 
@@ -240,38 +240,34 @@ class LatentSFTTask(LatentTask):
         self.lengths = np.asarray([len(p) + len(t) for p, t in zip(prompts, targets, strict=True)])
         log.info("latent SFT %s: %d rows, %.1f prompt + %.1f title tokens per row, %s, trie %r", ds.name, len(train), np.mean([len(p) for p in prompts]),
                  np.mean([len(t) for t in targets]), f"{cfg.latent.num_latents} latent(s)", self.trie)
-        self._epoch_batches = lambda epoch: epoch_batches(cfg.seed, epoch, [len(train)], [1.0], self.lengths, cfg.batch_size)
-        self.steps_per_epoch = len(self._epoch_batches(0))
+        self.batches = functools.lru_cache(maxsize=1)(  # a pure function of the epoch: built once per epoch
+            lambda epoch: epoch_batches(cfg.seed, epoch, [len(train)], [1.0], self.lengths, cfg.batch_size)
+        )
+        self.steps_per_epoch = len(self.batches(0))
         self.total_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
         self.eval_every = cfg.eval_every or self.steps_per_epoch
         self.name, self.select_key = f"latent-sft {ds.name}", f"valid/{cfg.select_metric}"
         self.make_optimizer([p for p in self.llm.parameters() if p.requires_grad])
-        self._epoch, self._batches = -1, []
 
     def train_step(self, step: int) -> dict[str, float]:
+        from rl4rec.genrec.sft import sft_update
+
         cfg, dev = self.cfg, self.dev
         epoch, pos = divmod(step - 1, self.steps_per_epoch)
-        if epoch != self._epoch:
-            self._batches, self._epoch = self._epoch_batches(epoch), epoch
-        batch = self._batches[pos]
+        batch = self.batches(epoch)[pos]
         mine = batch[dev.rank :: dev.world]
         self.llm.train()
-        self.opt.zero_grad(set_to_none=True)
-        n_tok, loss = sum(len(self.targets[i]) for i in batch), 0.0
-        chunks = np.array_split(mine, -(-len(mine) // (cfg.micro_batch or len(mine)))) if len(mine) else []
-        for chunk in chunks:
-            ids, mask, tg, tm = collate([self.prompts[i] for i in chunk], [self.targets[i] for i in chunk], self.tok.pad_token_id, dev.device)
-            with dev.autocast():
-                part = self.llm.answer_loss(ids, mask, tg, tm) * (int(tm.sum()) / n_tok)  # token-weighted: chunks add up to the batch mean
-            dev.backward(part)
-            loss += float(part.detach())
-        if dev.world > 1:
-            from rl4rec.devices import mean_over_processes
+        n_tok = sum(len(self.targets[i]) for i in batch)
 
-            loss = mean_over_processes({"l": loss}, dev.device)["l"] * dev.world
-        grad_norm = dev.step(self.opt, self.params, cfg.grad_clip)
-        self.sched.step()
-        return {"train/loss": loss, "train/grad_norm": grad_norm, "train/lr": self.sched.get_last_lr()[0], "train/epoch": step / self.steps_per_epoch}
+        def loss_of(chunk: np.ndarray):
+            prompts, targets = [self.prompts[i] for i in chunk], [self.targets[i] for i in chunk]
+            ids, mask, tg, tm = collate(prompts, targets, self.tok.pad_token_id, dev.device)
+            # token-weighted: chunks add up to the batch mean
+            return self.llm.answer_loss(ids, mask, tg, tm) * (int(tm.sum()) / n_tok)
+
+        chunks = np.array_split(mine, -(-len(mine) // (cfg.micro_batch or len(mine)))) if len(mine) else []
+        metrics = sft_update(dev, self.opt, self.sched, self.params, cfg.grad_clip, chunks, loss_of)
+        return {**metrics, "train/epoch": step / self.steps_per_epoch}
 
     def summary(self) -> dict[str, Any]:
         ds = self.data.ds
