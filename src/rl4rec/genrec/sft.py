@@ -158,6 +158,23 @@ def extra_texts(builder, tasks: dict[str, float] | None = None) -> list[str]:
     return [PREAMBLE, "### Instruction:\n", "### User Input: \n", "\n\n### Response:\n", builder.cat] + [x for t in used for x in TEMPLATES[t]]
 
 
+def run_tokenizer(run, dev, build):
+    """(tokenizer, original vocabulary size) of a run: made by ``build()`` once per run by the main
+    process and saved in ``tokenizer/`` (reloaded on resume; the other processes load it)."""
+    from rl4rec.genrec.tokenizer import load_tokenizer
+    from rl4rec.runs import atomic_write_text
+
+    tok_dir = run.layout.tokenizer
+    if dev.is_main and not (run.resume_state is not None and tok_dir.is_dir()):
+        tok, orig = build()
+        tok.save_pretrained(tok_dir)
+        atomic_write_text(tok_dir / "orig_vocab_size.json", json.dumps({"orig_vocab_size": orig}))
+        dev.wait()
+        return tok, orig
+    dev.wait()
+    return load_tokenizer(tok_dir), int(json.loads((tok_dir / "orig_vocab_size.json").read_text())["orig_vocab_size"])
+
+
 # --------------------------------------------------------------------------- the task
 
 
@@ -178,25 +195,18 @@ class SFTTask(Task):
         from rl4rec.genrec.evaluate import valid_subset
         from rl4rec.genrec.model import build_model, build_tokenizer
         from rl4rec.genrec.prompts import PromptBuilder
-        from rl4rec.genrec.tokenizer import load_tokenizer
-        from rl4rec.runs import atomic_write_text
 
         self.cfg, self.run, self.dev = cfg, run, dev
         self.ds = ds = load_sft_dataset(cfg)
         if not ds.train:
             raise ValueError(f"{ds.name}: no training rows with recipe {ds.train_recipe}")
         self.builder = builder = PromptBuilder(ds.catalog, cfg.prompt, ds.name)
-        tok_dir = run.layout.tokenizer
-        # built once per run by the main process (reloaded on resume; the other processes load it)
-        if dev.is_main and not (run.resume_state is not None and tok_dir.is_dir()):
+
+        def new_tokenizer():
             texts = list(ds.catalog.titles) + (list(ds.catalog.descriptions) if cfg.tokenizer.descriptions else [])
-            tok, orig = build_tokenizer(cfg.model, ds.catalog.sids, texts, cfg.tokenizer, extra_texts(builder, cfg.tasks.weights()))
-            tok.save_pretrained(tok_dir)
-            atomic_write_text(tok_dir / "orig_vocab_size.json", json.dumps({"orig_vocab_size": orig}))
-            dev.wait()
-        else:
-            dev.wait()
-            tok, orig = load_tokenizer(tok_dir), int(json.loads((tok_dir / "orig_vocab_size.json").read_text())["orig_vocab_size"])
+            return build_tokenizer(cfg.model, ds.catalog.sids, texts, cfg.tokenizer, extra_texts(builder, cfg.tasks.weights()))
+
+        tok, orig = run_tokenizer(run, dev, new_tokenizer)
         self.tok = tok
         model, meta = build_model(cfg.model, tok, orig)
         self.model = model.to(dev.device)

@@ -50,7 +50,8 @@ class SIDFamily:
 
     def __init__(self, cfg: GRPOConfig, loaded, device):
         self.cfg, self.loaded, self.device = cfg, loaded, device
-        _warn_untrained(loaded, cfg.tasks.weights())
+        self.weights = cfg.tasks.weights()  # the prompt mixture's task weights
+        _warn_untrained(loaded, self.weights)
         self.trie = loaded.trie.to(device)
         if cfg.rollout == "beam" and cfg.group_size > self.trie.num_sids:
             raise ConfigError(f"group_size={cfg.group_size} distinct beams, but the catalog has only {self.trie.num_sids} distinct SIDs")
@@ -67,7 +68,7 @@ class SIDFamily:
 
         cfg, builder, ds = self.cfg, self.loaded.builder, self.loaded.dataset
         samples, sizes = [], {}
-        for task in cfg.tasks.weights():
+        for task in self.weights:
             if task in SEQ_TASKS:
                 rows = ds.train
                 if task == "seq_title2sid" and len(rows) > cfg.seq_title2sid_rows:  # spec §7.1, without the crash on fewer rows
@@ -79,9 +80,6 @@ class SIDFamily:
             sizes[task] = len(part)
             samples += part
         return samples, _encode(self.loaded, samples, reserve=self.trie.max_sid_len + len(self.trie.suffix_ids)), sizes
-
-    def task_weights(self) -> dict[str, float]:
-        return self.cfg.tasks.weights()
 
     def reward_context(self, cache_dir: Path) -> RewardContext:
         """What the configured rewards need: item embeddings (semantic), the CF scorer (cf)."""
@@ -156,7 +154,8 @@ class TextFamily:
         from rl4rec.genrec.textgen import make_generator
 
         self.cfg, self.loaded, self.device = cfg, loaded, device
-        _warn_untrained(loaded, [self.TASK])
+        self.weights = {self.TASK: 1.0}
+        _warn_untrained(loaded, self.weights)
         self.pad_id, self.lp_trie = loaded.tokenizer.pad_token_id, None
         catalog = loaded.dataset.catalog
         emb = embed_items(catalog, make_encoder(cfg.retrieval.encoder), cache_dir=Path(cfg.runs_dir) / ".cache")
@@ -175,9 +174,6 @@ class TextFamily:
         ld = self.loaded
         samples = ld.builder.seq_samples(self.TASK, ld.dataset.train)
         return samples, _encode(ld, samples, reserve=self.cfg.max_new_tokens), {self.TASK: len(samples)}
-
-    def task_weights(self) -> dict[str, float]:
-        return {self.TASK: 1.0}
 
     def reward_context(self, cache_dir: Path) -> RewardContext:  # noqa: ARG002
         c = self.cfg

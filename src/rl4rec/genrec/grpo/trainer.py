@@ -91,8 +91,7 @@ class GRPOTask(Task):
         self.family = family = make_family(cfg, loaded, dev.device, policy)
         self.meta = {**loaded.meta, "grpo_from": str(loaded.run_dir), "grpo": family.describe(), "rewards": dict(cfg.rewards)}
         self.samples, self.prompts, self.sizes = family.prompt_pool()
-        weights = family.task_weights()
-        mixture = list(self.sizes.values()), [weights[t] for t in self.sizes]
+        mixture = list(self.sizes.values()), [family.weights[t] for t in self.sizes]
         # the prompt order of an epoch (a pure function of it), built once per epoch
         self.order = functools.lru_cache(maxsize=1)(lambda epoch: epoch_order(cfg.seed, epoch, *mixture))
         self.per_epoch = len(self.order(0))

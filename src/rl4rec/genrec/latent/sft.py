@@ -16,7 +16,6 @@ Run folder: ``tokenizer/``, ``model/best`` and ``model/last`` (LM + tokenizer + 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -137,31 +136,28 @@ def collate(prompts: list[list[int]], targets: list[list[int]], pad_id: int, dev
     return ids, mask, tg.to(device), tm.to(device)
 
 
-def build_latent_model(cfg: LatentSFTConfig, data: LatentData, tok_dir: Path, resume: bool):
+def build_latent_model(cfg: LatentSFTConfig, data: LatentData, run, dev):
     """(LatentLM, tokenizer, meta): tokenizer built once per run (reloaded on resume)."""
     from rl4rec.genrec.latent.model import LatentLM
     from rl4rec.genrec.latent.module import LatentAttention
     from rl4rec.genrec.latent.prompts import THOUGHT_TOKEN, fixed_texts
     from rl4rec.genrec.model import build_model
+    from rl4rec.genrec.sft import run_tokenizer
     from rl4rec.genrec.tokenizer import build_scratch_tokenizer, load_tokenizer
-    from rl4rec.runs import atomic_write_text
 
-    if resume and tok_dir.is_dir():
-        tok = load_tokenizer(tok_dir)
-        orig = int(json.loads((tok_dir / "orig_vocab_size.json").read_text())["orig_vocab_size"])
-    else:
-        if cfg.model.path:
-            tok = load_tokenizer(cfg.model.path)
-            orig = len(tok)
-            # keep the model's own extra special tokens (Qwen's <|im_start|> ...): add, never replace
-            tok.add_special_tokens({"additional_special_tokens": [THOUGHT_TOKEN]}, replace_extra_special_tokens=False)
-            if tok.pad_token_id is None:
-                tok.pad_token = tok.eos_token
-        else:
+    def new_tokenizer():
+        if not cfg.model.path:
             tok = build_scratch_tokenizer(None, data.ds.catalog.titles, cfg.tokenizer, fixed_texts(data.c), special_tokens=[THOUGHT_TOKEN])
-            orig = len(tok)
-        tok.save_pretrained(tok_dir)
-        atomic_write_text(tok_dir / "orig_vocab_size.json", json.dumps({"orig_vocab_size": orig}))
+            return tok, len(tok)
+        tok = load_tokenizer(cfg.model.path)
+        orig = len(tok)
+        # keep the model's own extra special tokens (Qwen's <|im_start|> ...): add, never replace
+        tok.add_special_tokens({"additional_special_tokens": [THOUGHT_TOKEN]}, replace_extra_special_tokens=False)
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        return tok, orig
+
+    tok, orig = run_tokenizer(run, dev, new_tokenizer)
     lm, meta = build_model(cfg.model, tok, orig)
     d = lm.config.hidden_size
     module = LatentAttention(d, cfg.latent.rope_base) if cfg.latent.num_latents else None
@@ -227,11 +223,7 @@ class LatentSFTTask(LatentTask):
         self.cfg, self.run, self.dev = cfg, run, dev
         self.data = data = load_latent_data(cfg)
         ds = data.ds
-        if not dev.is_main:
-            dev.wait()  # the main process writes the tokenizer first
-        self.llm, self.tok, self.meta = build_latent_model(cfg, data, run.layout.tokenizer, run.resume_state is not None or not dev.is_main)
-        if dev.is_main:
-            dev.wait()
+        self.llm, self.tok, self.meta = build_latent_model(cfg, data, run, dev)
         self.llm.to(dev.device)
         self.encode_rows()
         train, prompts, targets = self.train_rows, self.prompts, self.targets
