@@ -45,16 +45,7 @@ from rl4rec.training import Task, fit, format_run
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GRPOTask", "train_grpo", "epoch_order", "sync_reference"]
-
-
-# --------------------------------------------------------------------------- data
-
-
-def epoch_order(seed: int, epoch: int, sizes: list[int], weights: list[float]) -> np.ndarray:
-    """The prompt order of one epoch, a pure function of (seed, epoch): each task contributes
-    ``weight x size`` prompts (fractions: a fresh random subset each epoch), shuffled."""
-    return mixture_order(np.random.default_rng([seed, epoch, 11]), sizes, weights)
+__all__ = ["GRPOTask", "train_grpo", "sync_reference"]
 
 
 @torch.no_grad()
@@ -92,8 +83,11 @@ class GRPOTask(Task):
         self.meta = {**loaded.meta, "grpo_from": str(loaded.run_dir), "grpo": family.describe(), "rewards": dict(cfg.rewards)}
         self.samples, self.prompts, self.sizes = family.prompt_pool()
         mixture = list(self.sizes.values()), [family.weights[t] for t in self.sizes]
-        # the prompt order of an epoch (a pure function of it), built once per epoch
-        self.order = functools.lru_cache(maxsize=1)(lambda epoch: epoch_order(cfg.seed, epoch, *mixture))
+        # the prompt order of one epoch, a pure function of (seed, epoch) built once per epoch: each task
+        # contributes weight x size prompts (fractions: a fresh random subset each epoch), shuffled
+        self.order = functools.lru_cache(maxsize=1)(
+            lambda epoch: mixture_order(np.random.default_rng([cfg.seed, epoch, 11]), *mixture)
+        )
         self.per_epoch = len(self.order(0))
         self.steps_per_epoch = max(1, self.per_epoch // cfg.prompts_per_step)
         self.total_steps = total = cfg.max_steps or cfg.epochs * self.steps_per_epoch

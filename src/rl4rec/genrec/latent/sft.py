@@ -113,8 +113,6 @@ class LatentSFTConfig(TrainingConfig):
     select_metric: str = default(TrainingConfig, "select_metric", "ndcg@10", "validation metric selecting the best model (hr@K | ndcg@K)")
     patience: int = default(TrainingConfig, "patience", 0, "stop after this many validations without improvement (0 = never; the release: 1)")
     test_at_end: bool = default(TrainingConfig, "test_at_end", True)
-    device: Literal["auto", "cpu", "cuda"] = default(TrainingConfig, "device", "auto")
-    stop_at_step: int = default(TrainingConfig, "stop_at_step", 0)
 
     def check(self) -> None:
         super().check()
