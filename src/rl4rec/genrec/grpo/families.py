@@ -21,7 +21,7 @@ import torch
 
 from rl4rec.config import ConfigError
 from rl4rec.genrec.grpo.config import GRPOConfig, TextGRPOConfig
-from rl4rec.genrec.grpo.rewards import RewardContext, Rollouts
+from rl4rec.genrec.grpo.rewards import RewardContext, Rollouts, ground_texts
 from rl4rec.genrec.grpo.rollout import RolloutBatch, generate_rollouts, merge_rollouts
 from rl4rec.training import reported_ks
 
@@ -187,11 +187,8 @@ class TextFamily:
         out = self.sampler.generate(batch.prompts, num_return=g, do_sample=True, seed=seed)
         targets = batch.targets.repeat_interleave(g)
         histories = [list(h) for h in batch.histories for _ in range(g)]
-        hist = histories if cfg.retrieval.exclude_history else None
-        ranks, top = (torch.as_tensor(x, dtype=torch.long) for x in self.index.ground(out.texts, targets.tolist(), hist))
-        empty = torch.as_tensor([not t for t in out.texts])
-        # the grounded item (the catalog item closest to the text); an empty text is invalid (-1)
-        items = torch.where(empty, -1, torch.where(ranks == 0, targets, top))
+        excluded = histories if cfg.retrieval.exclude_history else None
+        ranks, items = ground_texts(self.index, out.texts, targets, excluded)
         pids = batch.prompt_ids.repeat_interleave(g)
         within = torch.arange(g).repeat(len(batch.prompts))
         rolls = RolloutBatch(pids.to(self.device), items.to(self.device), items.to(self.device), within.to(self.device), targets.to(self.device),
