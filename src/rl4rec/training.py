@@ -110,6 +110,13 @@ def check_rank_metric(metric: str, max_k: int | None = None, what: str = "beams"
         raise ConfigError(f"select_metric: K={k} exceeds {what}={max_k} (K must be <= {what})")
 
 
+def reported_ks(ks, select_metric: str, beams: int | None = None) -> tuple[int, ...]:
+    """The cut-offs a ranking pipeline reports: ``ks`` (those <= ``beams`` when given) and the K of
+    ``select_metric``, sorted."""
+    kept = {k for k in ks if beams is None or k <= beams}
+    return tuple(sorted(kept | {int(select_metric.split("@")[1])}))
+
+
 def lr_lambda(warmup: int, schedule: str, total: int, floor: float = 0.1):
     """LambdaLR factor: linear warm-up, then linear decay to 0, cosine to ``floor``, or constant."""
 
@@ -196,6 +203,11 @@ class Task:
     def test(self, loop: dict[str, Any]) -> dict[str, Any]:
         """Test the best checkpoint (main process only); merged into the result."""
         return {}
+
+    def log_test(self, metrics: dict[str, Any], step: int) -> None:
+        """Log a test result's ranking metrics (``test/hr@10``, ...; not their intervals) at ``step``."""
+        ranking = {k: v for k, v in metrics.items() if "@" in k and not k.endswith("ci95") and isinstance(v, float)}
+        self.run.log_metrics({f"test/{k}": v for k, v in ranking.items()}, step)
 
 
 def _state_of(value: Any) -> Any:

@@ -190,5 +190,5 @@ def test_catalog_write_round_trip(tmp_path, synthetic_dir):
 def test_pad_histories():
     seqs, lens = pad_histories([[1, 2, 3], [4]], max_len=2, pad=9)
     assert seqs.tolist() == [[2, 3], [4, 9]] and lens.tolist() == [2, 1]
-    seqs, _ = pad_histories([[4]], max_len=3, pad=0, padding="left")
-    assert seqs.tolist() == [[0, 0, 4]]
+    seqs, lens = pad_histories([[], [5]], max_len=2, pad=0)
+    assert seqs.tolist() == [[0, 0], [5, 0]] and lens.tolist() == [0, 1]

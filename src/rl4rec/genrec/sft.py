@@ -20,6 +20,7 @@ Run folder, besides the usual files: ``tokenizer/`` (built once, reloaded on res
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -32,7 +33,7 @@ from rl4rec.config import to_dict
 from rl4rec.devices import mean_over_processes
 from rl4rec.genrec.artifacts import load_sft_dataset
 from rl4rec.genrec.sft_config import SFTConfig, TaskMix
-from rl4rec.training import Task, fit, format_run, lr_lambda
+from rl4rec.training import Task, fit, format_run, lr_lambda, reported_ks
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,25 @@ def sft_loss(model, input_ids, labels, normalizer: int | None = None):
     return F.cross_entropy(logits, target[sel], reduction="sum") / normalizer
 
 
+def sft_update(dev, opt, sched, params: list, grad_clip: float, chunks, loss_of) -> dict[str, float]:
+    """One optimizer step on this process's ``chunks`` of a batch: ``loss_of(chunk)`` (the chunk's
+    share of the batch loss) under autocast and backward per chunk, the loss summed over chunks and
+    processes, then the gradients summed over processes, clipped and applied, and the schedule
+    stepped. Returns ``train/loss``, ``train/grad_norm`` and ``train/lr``."""
+    opt.zero_grad(set_to_none=True)
+    loss = 0.0
+    for chunk in chunks:
+        with dev.autocast():
+            part = loss_of(chunk)
+        dev.backward(part)
+        loss += float(part.detach())
+    if dev.world > 1:
+        loss = mean_over_processes({"l": loss}, dev.device)["l"] * dev.world
+    grad_norm = dev.step(opt, params, grad_clip)
+    sched.step()
+    return {"train/loss": loss, "train/grad_norm": grad_norm, "train/lr": sched.get_last_lr()[0]}
+
+
 #: tasks added after the first released results: their templates join the BPE training text only
 #: when they are used, so the tokenizers (and results) of earlier configs stay exactly reproducible
 _LATER_TASKS = ("seq_title2title",)
@@ -136,6 +156,23 @@ def extra_texts(builder, tasks: dict[str, float] | None = None) -> list[str]:
 
     used = [t for t in TEMPLATES if t not in _LATER_TASKS or (tasks or {}).get(t, 0) > 0]
     return [PREAMBLE, "### Instruction:\n", "### User Input: \n", "\n\n### Response:\n", builder.cat] + [x for t in used for x in TEMPLATES[t]]
+
+
+def run_tokenizer(run, dev, build):
+    """(tokenizer, original vocabulary size) of a run: made by ``build()`` once per run by the main
+    process and saved in ``tokenizer/`` (reloaded on resume; the other processes load it)."""
+    from rl4rec.genrec.tokenizer import load_tokenizer
+    from rl4rec.runs import atomic_write_text
+
+    tok_dir = run.layout.tokenizer
+    if dev.is_main and not (run.resume_state is not None and tok_dir.is_dir()):
+        tok, orig = build()
+        tok.save_pretrained(tok_dir)
+        atomic_write_text(tok_dir / "orig_vocab_size.json", json.dumps({"orig_vocab_size": orig}))
+        dev.wait()
+        return tok, orig
+    dev.wait()
+    return load_tokenizer(tok_dir), int(json.loads((tok_dir / "orig_vocab_size.json").read_text())["orig_vocab_size"])
 
 
 # --------------------------------------------------------------------------- the task
@@ -158,25 +195,18 @@ class SFTTask(Task):
         from rl4rec.genrec.evaluate import valid_subset
         from rl4rec.genrec.model import build_model, build_tokenizer
         from rl4rec.genrec.prompts import PromptBuilder
-        from rl4rec.genrec.tokenizer import load_tokenizer
-        from rl4rec.runs import atomic_write_text
 
         self.cfg, self.run, self.dev = cfg, run, dev
         self.ds = ds = load_sft_dataset(cfg)
         if not ds.train:
             raise ValueError(f"{ds.name}: no training rows with recipe {ds.train_recipe}")
         self.builder = builder = PromptBuilder(ds.catalog, cfg.prompt, ds.name)
-        tok_dir = run.layout.tokenizer
-        # built once per run by the main process (reloaded on resume; the other processes load it)
-        if dev.is_main and not (run.resume_state is not None and tok_dir.is_dir()):
+
+        def new_tokenizer():
             texts = list(ds.catalog.titles) + (list(ds.catalog.descriptions) if cfg.tokenizer.descriptions else [])
-            tok, orig = build_tokenizer(cfg.model, ds.catalog.sids, texts, cfg.tokenizer, extra_texts(builder, cfg.tasks.weights()))
-            tok.save_pretrained(tok_dir)
-            atomic_write_text(tok_dir / "orig_vocab_size.json", json.dumps({"orig_vocab_size": orig}))
-            dev.wait()
-        else:
-            dev.wait()
-            tok, orig = load_tokenizer(tok_dir), int(json.loads((tok_dir / "orig_vocab_size.json").read_text())["orig_vocab_size"])
+            return build_tokenizer(cfg.model, ds.catalog.sids, texts, cfg.tokenizer, extra_texts(builder, cfg.tasks.weights()))
+
+        tok, orig = run_tokenizer(run, dev, new_tokenizer)
         self.tok = tok
         model, meta = build_model(cfg.model, tok, orig)
         self.model = model.to(dev.device)
@@ -195,47 +225,40 @@ class SFTTask(Task):
             "SFT mixture %s: %s samples, %.1f tokens/sample, %d histories shortened to fit max_len (%.1fs)",
             ds.name, dict(zip(weights, sizes, strict=True)), lengths.mean(), self.truncated, time.perf_counter() - t0,
         )
+        self.batches = functools.lru_cache(maxsize=1)(self.batches)  # a pure function of the epoch: once per epoch
         self.steps_per_epoch = len(self.batches(0))
         self.total_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
         self.eval_every = cfg.eval_every or self.steps_per_epoch
         self.name, self.select_key = f"sft {ds.name}", f"valid/{cfg.select_metric}"
         self.valid = valid_subset(ds.valid, cfg.eval_rows)  # the same subset for every seed and eval
-        self.ks = tuple(sorted({k for k in cfg.ks if k <= cfg.eval_beams} | {int(cfg.select_metric.split("@")[1])}))
-        self.opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.ks = reported_ks(cfg.ks, cfg.select_metric, cfg.eval_beams)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg.warmup(self.total_steps), cfg.schedule, self.total_steps))
         self.text_eval = _text_evaluator(cfg, ds, tok, builder) if cfg.eval_task == "seq_title2title" else None
-        self.tokens, self._epoch, self._batches = 0, -1, []
+        self.tokens = 0
 
     def batches(self, epoch: int) -> list[np.ndarray]:
         return epoch_batches(self.cfg.seed, epoch, self.sizes, list(self.weights.values()), self.lengths, self.cfg.batch_size)
 
     def train_step(self, step: int) -> dict[str, float]:
-
-        cfg, dev = self.cfg, self.dev
+        dev = self.dev
         epoch, pos = divmod(step - 1, self.steps_per_epoch)
-        if epoch != self._epoch:
-            self._batches, self._epoch = self.batches(epoch), epoch
-        batch = self._batches[pos]
+        batch = self.batches(epoch)[pos]
         self.model.train()
-        mine = batch[dev.rank :: dev.world]
-        self.opt.zero_grad(set_to_none=True)
         # one process: the mean over its answer tokens; N: each its sum / the whole batch's answer tokens
         n_answer = None if dev.world == 1 else int(sum(len(self.encoded[i]) - self.n_prompt[i] for i in batch))
-        loss_value = 0.0
-        if len(mine):
-            input_ids, labels = collate(self.encoded, self.n_prompt, mine, self.tok.pad_token_id)
-            with dev.autocast():
-                loss = sft_loss(self.model, input_ids.to(dev.device), labels.to(dev.device), normalizer=n_answer)
-            dev.backward(loss)
-            loss_value = float(loss.detach())
-        if dev.world > 1:
-            loss_value = mean_over_processes({"l": loss_value}, dev.device)["l"] * dev.world
-        grad_norm = dev.step(self.opt, [p for p in self.model.parameters() if p.requires_grad], cfg.grad_clip)
-        self.sched.step()
+
+        def loss_of(rows: np.ndarray):
+            input_ids, labels = collate(self.encoded, self.n_prompt, rows, self.tok.pad_token_id)
+            return sft_loss(self.model, input_ids.to(dev.device), labels.to(dev.device), normalizer=n_answer)
+
+        mine = batch[dev.rank :: dev.world]
+        chunks = [mine] if len(mine) else []
+        metrics = sft_update(dev, self.opt, self.sched, self.params, self.cfg.grad_clip, chunks, loss_of)
         n_tok = int(self.lengths[batch].sum())
         self.tokens += n_tok
-        return {"train/loss": loss_value, "train/grad_norm": grad_norm, "train/lr": self.sched.get_last_lr()[0],
-                "train/epoch": step / self.steps_per_epoch, "train/tokens": float(n_tok)}
+        return {**metrics, "train/epoch": step / self.steps_per_epoch, "train/tokens": float(n_tok)}
 
     def validate(self, step: int) -> dict[str, float]:
         from rl4rec.genrec.evaluate import validation_metrics
@@ -286,7 +309,7 @@ class SFTTask(Task):
                    "test_popularity_groups": test["metrics"].get("popularity_groups"), "test_eval_s": test["eval_s"],
                    "baselines": test["baselines"], "table": test["table"]}
         # free-text metrics carry no ci95 keys, so one filter serves both
-        run.log_metrics({f"test/{k}": v for k, v in out["test"].items() if "@" in k and not k.endswith("ci95")}, self.total_steps)
+        self.log_test(out["test"], self.total_steps)
         return out
 
 
@@ -303,7 +326,7 @@ def _text_evaluator(cfg: SFTConfig, ds, tok, builder):
 
     encoder = make_encoder(cfg.eval_encoder)
     index = RetrievalIndex(embed_items(ds.catalog, encoder, cache_dir=Path(cfg.runs_dir) / ".cache"), encoder)
-    ks = tuple(sorted(set(cfg.ks) | {int(cfg.select_metric.split("@")[1])}))
+    ks = reported_ks(cfg.ks, cfg.select_metric)
 
     def evaluate(model, examples, prefix: str = "valid/", progress: bool = False) -> dict[str, float]:
         gen = HFGenerator(model, tok, max_new_tokens=cfg.eval_max_new_tokens)

@@ -63,7 +63,6 @@ class SFTConfig(TrainingConfig):
     select_metric: str = default(TrainingConfig, "select_metric", "ndcg@10", "validation metric selecting the best model (hr@K | ndcg@K | mrr@K)")
     patience: int = default(TrainingConfig, "patience", 0)
     ks: tuple[int, ...] = field((1, 3, 5, 10, 20), "cut-offs reported (K <= beams)")
-    test_at_end: bool = default(TrainingConfig, "test_at_end", True)
     test_beams: int = field(20, "beams of the final test evaluation", ge=1)
     eval_task: Literal["seq_sid2sid", "seq_title2title"] = field(
         "seq_sid2sid", "what validation/test measure: SIDs by constrained beam search, or free-text titles grounded by retrieval (spec §10)"
@@ -72,8 +71,6 @@ class SFTConfig(TrainingConfig):
     eval_max_new_tokens: int = field(32, "eval_task=seq_title2title: longest generated title", ge=1)
     baselines_file: str = field("", "a benchmark JSON of baselines on the same split (e.g. benchmarks/results/genrec_baselines.json) shown beside the test metrics")
     popularity_groups: int = field(3, "test rows grouped by history popularity (counted on train)", ge=1)
-    keep_every: int = default(TrainingConfig, "keep_every", 0)
-    stop_at_step: int = default(TrainingConfig, "stop_at_step", 0)
 
     def check(self) -> None:
         super().check()

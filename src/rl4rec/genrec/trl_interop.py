@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from rl4rec.genrec.decoding import ItemTrie, TrieLogitsProcessor
-from rl4rec.genrec.grpo.rewards import REWARDS, RewardContext, Rollouts, combine_rewards
+from rl4rec.genrec.grpo.rewards import REWARDS, RewardContext, Rollouts, combine_rewards, ground_texts
 
 __all__ = ["SIDReward", "TextReward", "constrain_generation", "completion_length", "catalog_regex", "as_hf_dataset"]
 
@@ -142,9 +142,7 @@ class TextReward(_Reward):
     def __call__(self, prompts, completions, target=None, row=None, history=None, log_metric=None, **_) -> list[float]:
         targets, group, within, hist = self._columns(prompts, target, row, history)
         texts = [_text(c) for c in completions]
-        ranks, top = (torch.as_tensor(x, dtype=torch.long) for x in self.retrieval.ground(texts, targets.tolist(), hist if self.exclude_history else None))
-        empty = torch.as_tensor([not t for t in texts])
-        items = torch.where(empty, -1, torch.where(ranks == 0, targets, top))  # as rl4rec's free-text family
+        ranks, items = ground_texts(self.retrieval, texts, targets, hist if self.exclude_history else None)
         return self._score(Rollouts(group, items, within, targets, hist, target_ranks=ranks), log_metric)
 
 

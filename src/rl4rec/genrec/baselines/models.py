@@ -59,7 +59,7 @@ class SequentialRecommender(nn.Module):
         """Right-padded ``(B, max_len)`` ids (the last ``max_len`` items) and lengths."""
         if any(len(h) == 0 for h in histories):
             raise ValueError("every history needs at least one item")
-        seqs, lengths = pad_histories(histories, self.max_len, pad=self.pad_id, padding="right")
+        seqs, lengths = pad_histories(histories, self.max_len, pad=self.pad_id)
         if seqs.size and (seqs.min() < 0 or seqs.max() > self.pad_id):
             raise ValueError(f"history item ids must lie in [0, {self.num_items})")
         device = next(self.parameters(), torch.empty(0)).device
@@ -193,7 +193,7 @@ class Popularity(SequentialRecommender):
         return self.counts[None].expand(seqs.shape[0], -1)
 
     def batch(self, histories: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        seqs, lengths = pad_histories(histories, self.max_len, pad=self.pad_id, padding="right")
+        seqs, lengths = pad_histories(histories, self.max_len, pad=self.pad_id)
         return torch.as_tensor(seqs), torch.as_tensor(lengths)
 
 

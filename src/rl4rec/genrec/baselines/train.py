@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from rl4rec.config import ConfigError, field
-from rl4rec.training import Task, TrainingConfig, check_rank_metric, default, fit
+from rl4rec.training import Task, TrainingConfig, check_rank_metric, default, fit, reported_ks
 
 __all__ = ["BaselineConfig", "BaselineTask", "train_baseline", "evaluate_model", "build_model", "format_results"]
 
@@ -104,9 +104,9 @@ class BaselineTask(Task):
         n = ds.num_items
         if not ds.train:
             raise ValueError(f"{ds.name}: no training rows with recipe {ds.train_recipe}")
-        self.train_targets = np.asarray([e.target_item_id for e in ds.train])
-        self.model = build_model(cfg, n, np.bincount(self.train_targets, minlength=n)).to(dev.device)
-        self.ks = tuple(sorted(set(cfg.ks) | {int(cfg.select_metric.split("@")[1])}))
+        targets = np.asarray([e.target_item_id for e in ds.train])
+        self.model = build_model(cfg, n, np.bincount(targets, minlength=n)).to(dev.device)
+        self.ks = reported_ks(cfg.ks, cfg.select_metric)
         self.name, self.select_key = f"{cfg.model} {ds.name}", f"valid/{cfg.select_metric}"
         self.eval_every = cfg.eval_every
         self.total_steps = 0 if cfg.model == "pop" else cfg.epochs  # popularity counts, it has no epochs
@@ -114,9 +114,8 @@ class BaselineTask(Task):
         self.sampler = torch.Generator().manual_seed(cfg.seed)
         if self.total_steps:
             self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-            seqs, lens = pad_histories([e.history for e in ds.train], cfg.max_len, pad=n, padding="right")
-            self.seqs, self.lens = torch.as_tensor(seqs), torch.as_tensor(lens)
-            self.targets = torch.tensor([e.target_item_id for e in ds.train])
+            seqs, lens = pad_histories([e.history for e in ds.train], cfg.max_len, pad=n)
+            self.seqs, self.lens, self.targets = torch.as_tensor(seqs), torch.as_tensor(lens), torch.as_tensor(targets)
 
     def model_file(self) -> dict[str, Any]:
         return {"kind": self.model.kind, "config": self.model.config(), "state_dict": self.model.state_dict()}
@@ -178,16 +177,16 @@ class BaselineTask(Task):
         }
 
     def test(self, loop: dict[str, Any]) -> dict[str, Any]:
-        from rl4rec.metrics.popularity import grouped_metrics, history_popularity, item_popularity, popularity_groups
+        from rl4rec.genrec.latent.evaluate import row_groups
+        from rl4rec.metrics.popularity import grouped_metrics
         from rl4rec.runs import load_checkpoint
 
         cfg, ds = self.cfg, self.ds
         self.model.load_state_dict(load_checkpoint(self.run.layout.checkpoint("best"))["task"]["model_file"]["state_dict"])
         valid_metrics, _ = evaluate_model(self.model, ds.valid, self.ks, cfg.eval_batch_size)
         test_metrics, ranks = evaluate_model(self.model, ds.test, self.ks, cfg.eval_batch_size)
-        pop = item_popularity((e.history for e in ds.train), self.train_targets, num_items=ds.num_items)
-        groups = popularity_groups(history_popularity((e.history for e in ds.test), pop), cfg.popularity_groups)
-        self.run.log_metrics({f"test/{k}": v for k, v in test_metrics.items()}, int(loop["last_step"]))
+        groups = row_groups(ds.train, ds.test, ds.num_items, n_groups=cfg.popularity_groups)
+        self.log_test(test_metrics, int(loop["last_step"]))
         return {
             "best_epoch": int(loop["best_step"]),
             "epochs_run": int(loop["last_step"]),

@@ -63,7 +63,10 @@ class SeqExample:
     source: str = ""
 
 
-def _literal_list(text: str, column: str, elem: type | tuple[type, ...]) -> list[Any]:
+def _literal_list(
+    text: str, column: str, elem: type | tuple[type, ...], history: Sequence[int] | None = None
+) -> list[Any]:
+    """The list literal of ``column``; with ``history``, a column parallel to it (the same length)."""
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
@@ -73,6 +76,8 @@ def _literal_list(text: str, column: str, elem: type | tuple[type, ...]) -> list
     for v in value:
         if not isinstance(v, elem) or isinstance(v, bool):
             raise ValueError(f"column {column}: element {v!r} is not {getattr(elem, '__name__', elem)}")
+    if history is not None and len(value) != len(history):
+        raise ValueError(f"{column} has {len(value)} entries, history_item_id has {len(history)}")
     return list(value)
 
 
@@ -96,9 +101,7 @@ def _parse_row(row: dict[str, str], catalog: ItemCatalog, max_history: int) -> S
         if not 0 <= i < n:
             raise ValueError(f"item id {i} out of range [0, {n}) of catalog {catalog.name!r}")
     if row.get("history_item_title") is not None:
-        titles = _literal_list(row["history_item_title"], "history_item_title", str)
-        if len(titles) != len(history):
-            raise ValueError(f"history_item_title has {len(titles)} entries, history_item_id has {len(history)}")
+        titles = _literal_list(row["history_item_title"], "history_item_title", str, history)
         for pos, (i, t) in enumerate(zip(history, titles, strict=True)):
             if t != catalog.titles[i]:
                 raise ValueError(f"history_item_title[{pos}] {t!r} differs from the catalog title of item {i} {catalog.titles[i]!r}")
@@ -108,9 +111,7 @@ def _parse_row(row: dict[str, str], catalog: ItemCatalog, max_history: int) -> S
         if catalog.sids is None:
             raise ValueError("the file has SID columns but the catalog has no SIDs (index.json or info.txt SID column missing)")
         if row.get("history_item_sid") is not None:
-            sids = _literal_list(row["history_item_sid"], "history_item_sid", str)
-            if len(sids) != len(history):
-                raise ValueError(f"history_item_sid has {len(sids)} entries, history_item_id has {len(history)}")
+            sids = _literal_list(row["history_item_sid"], "history_item_sid", str, history)
             for pos, (i, s) in enumerate(zip(history, sids, strict=True)):
                 if s != catalog.sids.string(i):
                     raise ValueError(f"history_item_sid[{pos}] {s} differs from index.json for item {i} ({catalog.sids.string(i)})")
@@ -120,9 +121,7 @@ def _parse_row(row: dict[str, str], catalog: ItemCatalog, max_history: int) -> S
     if row.get("timestamp") not in (None, ""):
         timestamp = _int(row["timestamp"], "timestamp")
     if row.get("history_timestamp") not in (None, ""):
-        hist_ts = tuple(_literal_list(row["history_timestamp"], "history_timestamp", int))
-        if len(hist_ts) != len(history):
-            raise ValueError(f"history_timestamp has {len(hist_ts)} entries, history_item_id has {len(history)}")
+        hist_ts = tuple(_literal_list(row["history_timestamp"], "history_timestamp", int, history))
     return SeqExample(user, tuple(history), target, timestamp, hist_ts)
 
 
@@ -206,24 +205,16 @@ def write_examples(path: str | Path, examples: Iterable[SeqExample], catalog: It
 
 
 def pad_histories(
-    histories: Sequence[Sequence[int]], max_len: int = MAX_HISTORY, pad: int = -1, *, padding: str = "right"
+    histories: Sequence[Sequence[int]], max_len: int = MAX_HISTORY, pad: int = -1
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(B, max_len)`` int64 matrix of the last ``max_len`` items of each history, and lengths.
 
-    ``padding="right"`` puts the pads at the end (items start at column 0, oldest first), as
-    SASRec expects; ``"left"`` puts them first so the newest item is always in the last column.
+    The pads go at the end (items start at column 0, oldest first), as SASRec expects.
     """
     out = np.full((len(histories), max_len), pad, dtype=np.int64)
     lengths = np.zeros(len(histories), dtype=np.int64)
     for b, h in enumerate(histories):
         h = list(h)[-max_len:]
         lengths[b] = len(h)
-        if not h:
-            continue
-        if padding == "right":
-            out[b, : len(h)] = h
-        elif padding == "left":
-            out[b, max_len - len(h) :] = h
-        else:
-            raise ValueError(f"padding must be 'right' or 'left', got {padding!r}")
+        out[b, : len(h)] = h
     return out, lengths

@@ -74,9 +74,6 @@ class GRPOCommon(TrainingConfig):
     eval_batch_size: int = field(32, "prompts per validation batch", ge=1)
     select_metric: str = default(TrainingConfig, "select_metric", "ndcg@10", "validation metric selecting the best model (hr@K | ndcg@K | mrr@K)")
     ks: tuple[int, ...] = field((1, 3, 5, 10, 20), "cut-offs reported")
-    test_at_end: bool = default(TrainingConfig, "test_at_end", True)
-    keep_every: int = default(TrainingConfig, "keep_every", 0)
-    stop_at_step: int = default(TrainingConfig, "stop_at_step", 0)
 
     def check(self) -> None:
         super().check()

@@ -21,8 +21,9 @@ import torch
 
 from rl4rec.config import ConfigError
 from rl4rec.genrec.grpo.config import GRPOConfig, TextGRPOConfig
-from rl4rec.genrec.grpo.rewards import RewardContext, Rollouts
+from rl4rec.genrec.grpo.rewards import RewardContext, Rollouts, ground_texts
 from rl4rec.genrec.grpo.rollout import RolloutBatch, generate_rollouts, merge_rollouts
+from rl4rec.training import reported_ks
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +50,14 @@ class SIDFamily:
 
     def __init__(self, cfg: GRPOConfig, loaded, device):
         self.cfg, self.loaded, self.device = cfg, loaded, device
-        _warn_untrained(loaded, cfg.tasks.weights())
+        self.weights = cfg.tasks.weights()  # the prompt mixture's task weights
+        _warn_untrained(loaded, self.weights)
         self.trie = loaded.trie.to(device)
         if cfg.rollout == "beam" and cfg.group_size > self.trie.num_sids:
             raise ConfigError(f"group_size={cfg.group_size} distinct beams, but the catalog has only {self.trie.num_sids} distinct SIDs")
         self.lp_trie = self.trie if cfg.logprob_space == "trie" else None
         self.pad_id = self.trie.pad_id
-        self.ks = tuple(sorted({k for k in cfg.ks if k <= cfg.eval_beams} | {int(cfg.select_metric.split("@")[1])}))
+        self.ks = reported_ks(cfg.ks, cfg.select_metric, cfg.eval_beams)
 
     def describe(self) -> str:
         return f"rollout={self.cfg.rollout}"
@@ -66,7 +68,7 @@ class SIDFamily:
 
         cfg, builder, ds = self.cfg, self.loaded.builder, self.loaded.dataset
         samples, sizes = [], {}
-        for task in cfg.tasks.weights():
+        for task in self.weights:
             if task in SEQ_TASKS:
                 rows = ds.train
                 if task == "seq_title2sid" and len(rows) > cfg.seq_title2sid_rows:  # spec §7.1, without the crash on fewer rows
@@ -78,9 +80,6 @@ class SIDFamily:
             sizes[task] = len(part)
             samples += part
         return samples, _encode(self.loaded, samples, reserve=self.trie.max_sid_len + len(self.trie.suffix_ids)), sizes
-
-    def task_weights(self) -> dict[str, float]:
-        return self.cfg.tasks.weights()
 
     def reward_context(self, cache_dir: Path) -> RewardContext:
         """What the configured rewards need: item embeddings (semantic), the CF scorer (cf)."""
@@ -155,7 +154,8 @@ class TextFamily:
         from rl4rec.genrec.textgen import make_generator
 
         self.cfg, self.loaded, self.device = cfg, loaded, device
-        _warn_untrained(loaded, [self.TASK])
+        self.weights = {self.TASK: 1.0}
+        _warn_untrained(loaded, self.weights)
         self.pad_id, self.lp_trie = loaded.tokenizer.pad_token_id, None
         catalog = loaded.dataset.catalog
         emb = embed_items(catalog, make_encoder(cfg.retrieval.encoder), cache_dir=Path(cfg.runs_dir) / ".cache")
@@ -165,7 +165,7 @@ class TextFamily:
             kw["sync_every"] = cfg.vllm_sync_every
         self.sampler = make_generator(cfg.generation_backend, policy, loaded.tokenizer, **kw)
         self.greedy = make_generator("hf", policy, loaded.tokenizer, max_new_tokens=cfg.max_new_tokens)
-        self.ks = tuple(sorted(set(cfg.ks) | {int(cfg.select_metric.split("@")[1])}))
+        self.ks = reported_ks(cfg.ks, cfg.select_metric)
 
     def describe(self) -> str:
         return f"free text ({self.cfg.generation_backend}), retrieval={self.cfg.retrieval.backend}/{self.cfg.retrieval.encoder}"
@@ -174,9 +174,6 @@ class TextFamily:
         ld = self.loaded
         samples = ld.builder.seq_samples(self.TASK, ld.dataset.train)
         return samples, _encode(ld, samples, reserve=self.cfg.max_new_tokens), {self.TASK: len(samples)}
-
-    def task_weights(self) -> dict[str, float]:
-        return {self.TASK: 1.0}
 
     def reward_context(self, cache_dir: Path) -> RewardContext:  # noqa: ARG002
         c = self.cfg
@@ -190,11 +187,8 @@ class TextFamily:
         out = self.sampler.generate(batch.prompts, num_return=g, do_sample=True, seed=seed)
         targets = batch.targets.repeat_interleave(g)
         histories = [list(h) for h in batch.histories for _ in range(g)]
-        hist = histories if cfg.retrieval.exclude_history else None
-        ranks, top = (torch.as_tensor(x, dtype=torch.long) for x in self.index.ground(out.texts, targets.tolist(), hist))
-        empty = torch.as_tensor([not t for t in out.texts])
-        # the grounded item (the catalog item closest to the text); an empty text is invalid (-1)
-        items = torch.where(empty, -1, torch.where(ranks == 0, targets, top))
+        excluded = histories if cfg.retrieval.exclude_history else None
+        ranks, items = ground_texts(self.index, out.texts, targets, excluded)
         pids = batch.prompt_ids.repeat_interleave(g)
         within = torch.arange(g).repeat(len(batch.prompts))
         rolls = RolloutBatch(pids.to(self.device), items.to(self.device), items.to(self.device), within.to(self.device), targets.to(self.device),

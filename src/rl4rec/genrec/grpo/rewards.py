@@ -177,6 +177,15 @@ def cf_reward(rollouts: Rollouts, ctx: RewardContext) -> torch.Tensor:
     return _invalid(r, rollouts, ctx)
 
 
+def ground_texts(retrieval, texts: list[str], targets: torch.Tensor, histories=None) -> tuple[torch.Tensor, ...]:
+    """(the target's retrieval rank, the grounded item) of each generated text: the grounded item
+    is the catalog item closest to the text (the target when it ranks first); an empty text is
+    invalid (-1). ``histories``: items to leave out of each ranking."""
+    ranks, top = (torch.as_tensor(x, dtype=torch.long) for x in retrieval.ground(texts, targets.tolist(), histories))
+    empty = torch.as_tensor([not t for t in texts])
+    return ranks, torch.where(empty, -1, torch.where(ranks == 0, targets, top))
+
+
 def _retrieval(rollouts: Rollouts, ctx: RewardContext, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     if rollouts.target_ranks is None:
         raise ValueError("retrieval rewards need Rollouts.target_ranks (the target's rank for each generated text)")

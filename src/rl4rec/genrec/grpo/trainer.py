@@ -26,6 +26,7 @@ optimizer, scheduler; resume), ``metrics.jsonl`` and ``test_results.json``.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import math
 import time
@@ -44,16 +45,7 @@ from rl4rec.training import Task, fit, format_run
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GRPOTask", "train_grpo", "epoch_order", "sync_reference"]
-
-
-# --------------------------------------------------------------------------- data
-
-
-def epoch_order(seed: int, epoch: int, sizes: list[int], weights: list[float]) -> np.ndarray:
-    """The prompt order of one epoch, a pure function of (seed, epoch): each task contributes
-    ``weight x size`` prompts (fractions: a fresh random subset each epoch), shuffled."""
-    return mixture_order(np.random.default_rng([seed, epoch, 11]), sizes, weights)
+__all__ = ["GRPOTask", "train_grpo", "sync_reference"]
 
 
 @torch.no_grad()
@@ -90,9 +82,13 @@ class GRPOTask(Task):
         self.family = family = make_family(cfg, loaded, dev.device, policy)
         self.meta = {**loaded.meta, "grpo_from": str(loaded.run_dir), "grpo": family.describe(), "rewards": dict(cfg.rewards)}
         self.samples, self.prompts, self.sizes = family.prompt_pool()
-        weights = family.task_weights()
-        self.mixture = list(self.sizes.values()), [weights[t] for t in self.sizes]
-        self.per_epoch = len(epoch_order(cfg.seed, 0, *self.mixture))
+        mixture = list(self.sizes.values()), [family.weights[t] for t in self.sizes]
+        # the prompt order of one epoch, a pure function of (seed, epoch) built once per epoch: each task
+        # contributes weight x size prompts (fractions: a fresh random subset each epoch), shuffled
+        self.order = functools.lru_cache(maxsize=1)(
+            lambda epoch: mixture_order(np.random.default_rng([cfg.seed, epoch, 11]), *mixture)
+        )
+        self.per_epoch = len(self.order(0))
         self.steps_per_epoch = max(1, self.per_epoch // cfg.prompts_per_step)
         self.total_steps = total = cfg.max_steps or cfg.epochs * self.steps_per_epoch
         self.eval_every = cfg.eval_every or max(1, math.ceil(total / 10))
@@ -106,15 +102,12 @@ class GRPOTask(Task):
         sched_name = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}[cfg.schedule]
         self.sched = get_scheduler(sched_name, self.opt, num_warmup_steps=cfg.warmup(total), num_training_steps=total)
         self.completions, self.tokens = 0, 0
-        self._orders: dict[int, np.ndarray] = {}
 
     def train_step(self, step: int) -> dict[str, float]:
         cfg, dev, per_proc = self.cfg, self.dev, self.per_proc
         self.policy.train()
         epoch, pos = divmod(step - 1, self.steps_per_epoch)
-        if epoch not in self._orders:
-            self._orders = {epoch: epoch_order(cfg.seed, epoch, *self.mixture)}
-        glob = self._orders[epoch][pos * cfg.prompts_per_step : (pos + 1) * cfg.prompts_per_step]
+        glob = self.order(epoch)[pos * cfg.prompts_per_step : (pos + 1) * cfg.prompts_per_step]
         mine = glob[dev.rank * per_proc : (dev.rank + 1) * per_proc]
         pids = torch.arange(dev.rank * per_proc, dev.rank * per_proc + len(mine)) + (step - 1) * cfg.prompts_per_step
         targets = torch.as_tensor([self.samples[i].target_item_id for i in mine])
@@ -167,7 +160,7 @@ class GRPOTask(Task):
 
     def test(self, loop: dict[str, Any]) -> dict[str, Any]:
         out = self.family.test(self.run.dir)
-        self.run.log_metrics({f"test/{k}": v for k, v in out["test"].items() if "@" in k and not k.endswith("ci95")}, int(loop["last_step"]))
+        self.log_test(out["test"], int(loop["last_step"]))
         return out
 
 

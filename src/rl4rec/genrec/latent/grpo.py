@@ -89,8 +89,6 @@ class LatentGRPOConfig(TrainingConfig):
     select_metric: str = default(TrainingConfig, "select_metric", "ndcg@10", "validation metric selecting the best model")
     eval: LatentEvalConfig = field(default_factory=LatentEvalConfig, help="validation / test decoding")
     test_at_end: bool = default(TrainingConfig, "test_at_end", True)
-    device: Literal["auto", "cpu", "cuda"] = default(TrainingConfig, "device", "auto")
-    stop_at_step: int = default(TrainingConfig, "stop_at_step", 0)
 
     def check(self) -> None:
         super().check()

@@ -15,7 +15,7 @@ Run folder: ``tokenizer/``, ``model/best`` and ``model/last`` (LM + tokenizer + 
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -113,8 +113,6 @@ class LatentSFTConfig(TrainingConfig):
     select_metric: str = default(TrainingConfig, "select_metric", "ndcg@10", "validation metric selecting the best model (hr@K | ndcg@K)")
     patience: int = default(TrainingConfig, "patience", 0, "stop after this many validations without improvement (0 = never; the release: 1)")
     test_at_end: bool = default(TrainingConfig, "test_at_end", True)
-    device: Literal["auto", "cpu", "cuda"] = default(TrainingConfig, "device", "auto")
-    stop_at_step: int = default(TrainingConfig, "stop_at_step", 0)
 
     def check(self) -> None:
         super().check()
@@ -136,31 +134,28 @@ def collate(prompts: list[list[int]], targets: list[list[int]], pad_id: int, dev
     return ids, mask, tg.to(device), tm.to(device)
 
 
-def build_latent_model(cfg: LatentSFTConfig, data: LatentData, tok_dir: Path, resume: bool):
+def build_latent_model(cfg: LatentSFTConfig, data: LatentData, run, dev):
     """(LatentLM, tokenizer, meta): tokenizer built once per run (reloaded on resume)."""
     from rl4rec.genrec.latent.model import LatentLM
     from rl4rec.genrec.latent.module import LatentAttention
     from rl4rec.genrec.latent.prompts import THOUGHT_TOKEN, fixed_texts
     from rl4rec.genrec.model import build_model
+    from rl4rec.genrec.sft import run_tokenizer
     from rl4rec.genrec.tokenizer import build_scratch_tokenizer, load_tokenizer
-    from rl4rec.runs import atomic_write_text
 
-    if resume and tok_dir.is_dir():
-        tok = load_tokenizer(tok_dir)
-        orig = int(json.loads((tok_dir / "orig_vocab_size.json").read_text())["orig_vocab_size"])
-    else:
-        if cfg.model.path:
-            tok = load_tokenizer(cfg.model.path)
-            orig = len(tok)
-            # keep the model's own extra special tokens (Qwen's <|im_start|> ...): add, never replace
-            tok.add_special_tokens({"additional_special_tokens": [THOUGHT_TOKEN]}, replace_extra_special_tokens=False)
-            if tok.pad_token_id is None:
-                tok.pad_token = tok.eos_token
-        else:
+    def new_tokenizer():
+        if not cfg.model.path:
             tok = build_scratch_tokenizer(None, data.ds.catalog.titles, cfg.tokenizer, fixed_texts(data.c), special_tokens=[THOUGHT_TOKEN])
-            orig = len(tok)
-        tok.save_pretrained(tok_dir)
-        atomic_write_text(tok_dir / "orig_vocab_size.json", json.dumps({"orig_vocab_size": orig}))
+            return tok, len(tok)
+        tok = load_tokenizer(cfg.model.path)
+        orig = len(tok)
+        # keep the model's own extra special tokens (Qwen's <|im_start|> ...): add, never replace
+        tok.add_special_tokens({"additional_special_tokens": [THOUGHT_TOKEN]}, replace_extra_special_tokens=False)
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        return tok, orig
+
+    tok, orig = run_tokenizer(run, dev, new_tokenizer)
     lm, meta = build_model(cfg.model, tok, orig)
     d = lm.config.hidden_size
     module = LatentAttention(d, cfg.latent.rope_base) if cfg.latent.num_latents else None
@@ -209,8 +204,7 @@ class LatentTask(Task):
 
     def test(self, loop: dict[str, Any]) -> dict[str, Any]:
         out = test_run(self.run.dir, self.cfg, self.data, which="best")
-        test = {k: v for k, v in out["test"].items() if "@" in k and "ci95" not in k and isinstance(v, float)}
-        self.run.log_metrics({f"test/{k}": v for k, v in test.items()}, self.total_steps)
+        self.log_test(out["test"], self.total_steps)
         return out
 
 
@@ -227,11 +221,7 @@ class LatentSFTTask(LatentTask):
         self.cfg, self.run, self.dev = cfg, run, dev
         self.data = data = load_latent_data(cfg)
         ds = data.ds
-        if not dev.is_main:
-            dev.wait()  # the main process writes the tokenizer first
-        self.llm, self.tok, self.meta = build_latent_model(cfg, data, run.layout.tokenizer, run.resume_state is not None or not dev.is_main)
-        if dev.is_main:
-            dev.wait()
+        self.llm, self.tok, self.meta = build_latent_model(cfg, data, run, dev)
         self.llm.to(dev.device)
         self.encode_rows()
         train, prompts, targets = self.train_rows, self.prompts, self.targets
@@ -240,38 +230,34 @@ class LatentSFTTask(LatentTask):
         self.lengths = np.asarray([len(p) + len(t) for p, t in zip(prompts, targets, strict=True)])
         log.info("latent SFT %s: %d rows, %.1f prompt + %.1f title tokens per row, %s, trie %r", ds.name, len(train), np.mean([len(p) for p in prompts]),
                  np.mean([len(t) for t in targets]), f"{cfg.latent.num_latents} latent(s)", self.trie)
-        self._epoch_batches = lambda epoch: epoch_batches(cfg.seed, epoch, [len(train)], [1.0], self.lengths, cfg.batch_size)
-        self.steps_per_epoch = len(self._epoch_batches(0))
+        self.batches = functools.lru_cache(maxsize=1)(  # a pure function of the epoch: built once per epoch
+            lambda epoch: epoch_batches(cfg.seed, epoch, [len(train)], [1.0], self.lengths, cfg.batch_size)
+        )
+        self.steps_per_epoch = len(self.batches(0))
         self.total_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
         self.eval_every = cfg.eval_every or self.steps_per_epoch
         self.name, self.select_key = f"latent-sft {ds.name}", f"valid/{cfg.select_metric}"
         self.make_optimizer([p for p in self.llm.parameters() if p.requires_grad])
-        self._epoch, self._batches = -1, []
 
     def train_step(self, step: int) -> dict[str, float]:
+        from rl4rec.genrec.sft import sft_update
+
         cfg, dev = self.cfg, self.dev
         epoch, pos = divmod(step - 1, self.steps_per_epoch)
-        if epoch != self._epoch:
-            self._batches, self._epoch = self._epoch_batches(epoch), epoch
-        batch = self._batches[pos]
+        batch = self.batches(epoch)[pos]
         mine = batch[dev.rank :: dev.world]
         self.llm.train()
-        self.opt.zero_grad(set_to_none=True)
-        n_tok, loss = sum(len(self.targets[i]) for i in batch), 0.0
-        chunks = np.array_split(mine, -(-len(mine) // (cfg.micro_batch or len(mine)))) if len(mine) else []
-        for chunk in chunks:
-            ids, mask, tg, tm = collate([self.prompts[i] for i in chunk], [self.targets[i] for i in chunk], self.tok.pad_token_id, dev.device)
-            with dev.autocast():
-                part = self.llm.answer_loss(ids, mask, tg, tm) * (int(tm.sum()) / n_tok)  # token-weighted: chunks add up to the batch mean
-            dev.backward(part)
-            loss += float(part.detach())
-        if dev.world > 1:
-            from rl4rec.devices import mean_over_processes
+        n_tok = sum(len(self.targets[i]) for i in batch)
 
-            loss = mean_over_processes({"l": loss}, dev.device)["l"] * dev.world
-        grad_norm = dev.step(self.opt, self.params, cfg.grad_clip)
-        self.sched.step()
-        return {"train/loss": loss, "train/grad_norm": grad_norm, "train/lr": self.sched.get_last_lr()[0], "train/epoch": step / self.steps_per_epoch}
+        def loss_of(chunk: np.ndarray):
+            prompts, targets = [self.prompts[i] for i in chunk], [self.targets[i] for i in chunk]
+            ids, mask, tg, tm = collate(prompts, targets, self.tok.pad_token_id, dev.device)
+            # token-weighted: chunks add up to the batch mean
+            return self.llm.answer_loss(ids, mask, tg, tm) * (int(tm.sum()) / n_tok)
+
+        chunks = np.array_split(mine, -(-len(mine) // (cfg.micro_batch or len(mine)))) if len(mine) else []
+        metrics = sft_update(dev, self.opt, self.sched, self.params, cfg.grad_clip, chunks, loss_of)
+        return {**metrics, "train/epoch": step / self.steps_per_epoch}
 
     def summary(self) -> dict[str, Any]:
         ds = self.data.ds
