@@ -31,6 +31,20 @@ def fmt_ci(d: dict) -> str:
     return f"{d['mean']:.4f} ± {d['ci95']:.4f}" if d["ci95"] == d["ci95"] else f"{d['mean']:.4f}"
 
 
+def dataset_seed_parser(doc: str, datasets: list[str]):
+    """The options of a script that trains per dataset and seed: ``--data-dir``, ``--runs-dir``,
+    ``--datasets``, ``--seeds`` (0 1 2), ``--force`` (retrain finished runs); add more, then parse."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--runs-dir", default="runs")
+    ap.add_argument("--datasets", nargs="*", default=datasets)
+    ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    ap.add_argument("--force", action="store_true")
+    return ap
+
+
 def sweep_args(doc: str, experiment: str, out: Path, extra: Callable[[Any], None] | None = None):
     """The options of a script that tabulates a finished sweep: ``--runs-dir``, ``--experiment``,
     ``--out`` (and what ``extra(parser)`` adds); the parsed arguments."""

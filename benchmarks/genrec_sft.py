@@ -17,14 +17,13 @@ and ``.md``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 from pathlib import Path
 
 import torch
 
-from _runs import reuse_or_train  # noqa: E402  (benchmarks/ is the script's directory)
+from _runs import dataset_seed_parser, reuse_or_train  # noqa: E402  (benchmarks/ is the script's directory)
 from rl4rec.config import load_config
 from rl4rec.genrec.sft import SFTConfig, train_sft
 from rl4rec.metrics.stats import mean_ci
@@ -56,12 +55,7 @@ def run_one(dataset: str, seed: int, args) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--runs-dir", default="runs")
-    ap.add_argument("--datasets", nargs="*", default=list(CONFIGS))
-    ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
-    ap.add_argument("--force", action="store_true")
+    ap = dataset_seed_parser(__doc__, list(CONFIGS))
     args = ap.parse_args()
     torch.set_num_threads(1)
     if "CDs_and_Vinyl" in args.datasets:

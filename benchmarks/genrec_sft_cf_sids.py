@@ -19,7 +19,6 @@ configs and seeds) and with the SASRec run of step 1, paired over seeds. Writes
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 from pathlib import Path
@@ -27,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _runs import reuse_or_train  # noqa: E402  (benchmarks/ is the script's directory)
+from _runs import dataset_seed_parser, reuse_or_train  # noqa: E402  (benchmarks/ is the script's directory)
+from genrec_sft import CONFIGS as SFT_CONFIGS  # the same SFT configs as the text-SID table
 from rl4rec.config import load_config
 from rl4rec.genrec.baselines.models import load_model
 from rl4rec.genrec.baselines.train import BaselineConfig, train_baseline
@@ -37,10 +37,6 @@ from rl4rec.metrics.stats import mean_ci, paired_ttest
 from rl4rec.naming import run_name
 
 ROOT = Path(__file__).resolve().parents[1]
-SFT_CONFIGS = {
-    "Industrial_and_Scientific": ROOT / "configs" / "genrec" / "sft_industrial.yaml",
-    "CDs_and_Vinyl": ROOT / "configs" / "genrec" / "sft_cds.yaml",
-}
 BASELINES = ROOT / "configs" / "genrec" / "baselines.yaml"
 METRICS = ["hr@5", "hr@10", "ndcg@5", "ndcg@10"]
 
@@ -65,12 +61,7 @@ def cf_sids(dataset: str, seed: int, args) -> tuple[Path, dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--runs-dir", default="runs")
-    ap.add_argument("--datasets", nargs="*", default=list(SFT_CONFIGS))
-    ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
-    ap.add_argument("--force", action="store_true")
+    ap = dataset_seed_parser(__doc__, list(SFT_CONFIGS))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "genrec_sft_cf_sids.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
