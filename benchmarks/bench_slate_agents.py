@@ -33,8 +33,8 @@ METHODS = {
 }
 
 
-def make_agent(overrides: list[str], seeds: tuple[int, ...]):
-    cfg = apply_overrides(SlateTrainConfig, {}, overrides)
+def make_agent(overrides: list[str], seeds: tuple[int, ...], compiled: bool = False):
+    cfg = apply_overrides(SlateTrainConfig, {}, [*overrides, f"compile={str(compiled).lower()}"])
     sim = make_sim(cfg)
     if cfg.ranker == "gems":  # an untrained GeMS costs the same per step as a pretrained one
         gems = GeMS(seeds, sim.num_items, sim.rec_size, GeMSConfig()).requires_grad_(False)
@@ -42,13 +42,16 @@ def make_agent(overrides: list[str], seeds: tuple[int, ...]):
         agent = SACAgent(seeds, cfg.hp, gems, torch.zeros(s, 32), torch.ones(s, 32), sim.num_items, sim.rec_size)
     else:
         agent = build_agent(cfg, sim, seeds)
+    if cfg.compile:  # as SlateTask does
+        sim.compile_turns()
+        agent.compile_turns()
     return cfg, sim, agent
 
 
-def setup(overrides: list[str], num_seeds: int):
+def setup(overrides: list[str], num_seeds: int, compiled: bool = False):
     """Agent, its replay buffer and ``episode(i)``, which plays user ``i`` once per seed and stores it."""
     seeds = tuple(range(1, num_seeds + 1))
-    cfg, sim, agent = make_agent(overrides, seeds)
+    cfg, sim, agent = make_agent(overrides, seeds, compiled)
     cap, batch = (1, 1) if agent.on_policy else (200, cfg.batch_size)
     buf = TrajectoryBuffer(num_seeds, cap, 100, 10, agent.action_shape, agent.action_dtype, 20 if agent.needs_users else 0)
 

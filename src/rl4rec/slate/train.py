@@ -48,6 +48,8 @@ class SlateTrainConfig(LoopConfig):
     """Slate RL training under the GeMS paper's protocol."""
 
     NAME_KEYS = ("agent", "ranker", "env")
+    #: compiled and eager turns compute the same episodes (up to float rounding): one run name
+    NAME_EXCLUDE = (*LoopConfig.NAME_EXCLUDE, "compile")
 
     experiment: str = field("slate", "experiment name")
     agent: Literal["sac", "reinforce", "slateq", "random", "sto"] = field("sac", "agent", short="")
@@ -69,6 +71,7 @@ class SlateTrainConfig(LoopConfig):
     gems: GeMSConfig = field(default_factory=GeMSConfig, help="GeMS architecture and loss")
     pretrain: PretrainConfig = field(default_factory=PretrainConfig, help="GeMS pretraining (when no checkpoint is given)")
     gems_checkpoint: str = field("", "pretrained GeMS (.pt from `rl4rec slate pretrain`); empty pretrains inline")
+    compile: bool = field(False, "torch.compile each episode turn (simulator; SAC's belief, policy and ranker); eager is the reference")
 
     def check(self) -> None:
         super().check()
@@ -237,6 +240,9 @@ class SlateTask(Task):
         # resuming: GeMS weights and action box come with the agent state, so it is not pretrained again
         self.agent = agent = build_agent(cfg, sim, seeds, log_fn=run.log_metrics, logs_dir=run.dir / "logs", check_stop=run.check_stop,
                                          skeleton=run.resume_state is not None)
+        if cfg.compile:  # compiled on first use: the first episode (and first validation) pay for it
+            sim.compile_turns()
+            agent.compile_turns()
         self.streams = UserStreams(sim.fixes.disjoint_test_users)
         self.learns = cfg.agent not in ("random", "sto")
         self.buffer = None

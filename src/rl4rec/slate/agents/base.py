@@ -94,6 +94,9 @@ class SlateAgent(nn.Module):
     def update(self, batch: dict[str, torch.Tensor], iteration: int) -> dict[str, float]:
         raise NotImplementedError
 
+    def compile_turns(self) -> None:
+        """Compile the tensor work of :meth:`act` (SAC does); an agent without it acts eagerly."""
+
     def should_update(self, iteration: int, random_steps: int, buffer_size: int, batch_size: int) -> bool:
         return iteration >= random_steps and buffer_size >= batch_size
 

@@ -89,14 +89,27 @@ class SACAgent(SlateAgent):
     # -- acting --------------------------------------------------------------------------
     @torch.no_grad()
     def act(self, state, obs, *, deterministic, random_phase, iteration, sim):
-        state = self.observe(state, obs)
         if random_phase:  # uniform over the middle half of the box (spec §3.4)
+            state = self.observe(state, obs)
             s, b = state.shape[:2]
             u = torch.rand(s, b, self.center.shape[-1], generator=self.generator)
             action = self.center.unsqueeze(1) + self.scale.unsqueeze(1) * (u - 0.5)
-        else:
-            action, _ = self.sample(state, deterministic=deterministic, log_prob=False)
+            return state, self.ranker.rank(action), action
+        # the noise is drawn before the pure part (a compiled graph takes no generator); the belief
+        # step draws nothing, so the stream is the same as drawing it after
+        noise = None if deterministic else torch.randn((*state.shape[:2], self.center.shape[-1]), generator=self.generator)
+        return self._policy_turn(state, obs, noise)
+
+    def _policy_turn(self, state, obs, noise):
+        """Belief step, policy (deterministic when ``noise`` is None) and ranker: the tensor work
+        of a turn, which :meth:`compile_turns` compiles."""
+        state = self.observe(state, obs)
+        action, _ = self.sample(state, deterministic=noise is None, noise=noise, log_prob=False)
         return state, self.ranker.rank(action), action
+
+    def compile_turns(self) -> None:
+        """Run :meth:`_policy_turn` through ``torch.compile`` (eager stays the reference)."""
+        self._policy_turn = torch.compile(self._policy_turn)
 
     # -- learning ------------------------------------------------------------------------
     def encode(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
