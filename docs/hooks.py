@@ -33,7 +33,7 @@ RESULT_PAGES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "free-text": ("Free text", "Free-text titles grounded by retrieval, SFT and GRPO.", ("genrec_grpo_text.json",)),
     "speed": ("Speed", "Benchmarks: each compares against a baseline measured in the same run (ratios), since the machine is noisy.",
               ("beam_search.json", "grpo_step.json", "latent_speed.json", "simulator.json", "slate_agents.json",
-               "slate_agents_idle.json", "slate_versions.json")),
+               "slate_agents_idle.json", "slate_versions.json", "slate_compiled.json")),
 }
 
 
