@@ -147,7 +147,7 @@ def rows_table(rows: list[dict[str, Any]]) -> list[str]:
 def _scalars(d: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     out = []
     for k, v in d.items():
-        if k in ("claim", "command", "commands", "what", "machine", "notes", "rows", "raw", "runs"):
+        if k in ("claim", "command", "commands", "what", "machine", "notes", "rows", "raw", "runs", "tables", "figures"):
             continue
         text = _value(v)
         if text is not None:
@@ -179,6 +179,11 @@ def result_section(name: str) -> list[str]:
         md += rows_table(rows)
     elif isinstance(data.get("runs"), dict):
         md += rows_table([{"run": k, **v} for k, v in data["runs"].items()])
+    for title, table in (data.get("tables") or {}).items():  # further tables: {title: [row, ...]}
+        if table:
+            md += ["", f"**{_cell(title)}**", "", *rows_table(table)]
+    for fig in data.get("figures") or []:  # {"file": path under docs/results/, "caption": ...}
+        md += ["", f"![{_cell(fig['caption'])}]({fig['file']})", "", f"*{_cell(fig['caption'])}*"]
     scalars = _scalars(data)
     if scalars:
         md += ["", "| key | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in scalars)]

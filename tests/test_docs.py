@@ -4,6 +4,7 @@ are on the results pages, and the site builds with --strict."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -61,3 +62,19 @@ def test_site_builds_strict(tmp_path):
     assert "WARNING" not in out.stderr, out.stderr[-3000:]
     html = (tmp_path / "site" / "reference" / "configuration" / "index.html").read_text()
     assert "slate.generate_logs" in html or "generate-logs" in html
+
+
+def test_results_sections_show_extra_tables_and_figures_that_exist(tmp_path):
+    hooks = _hooks()
+    (tmp_path / "x.json").write_text('{"claim": "c", "rows": [{"m": "A", "v": 1.5}], '
+                                     '"tables": {"Tests": [{"a": "A", "b": "B", "p": 0.0312}]}, '
+                                     '"figures": [{"file": "figures/x.svg", "caption": "curves"}]}')
+    hooks.RESULTS = tmp_path
+    md = "\n".join(hooks.result_section("x.json"))
+    assert "**Tests**" in md and "| A | B | 0.0312 |" in md and "![curves](figures/x.svg)" in md
+    for page in _hooks().RESULT_PAGES.values():  # every figure a committed result names is committed
+        for name in page[2]:
+            path = ROOT / "benchmarks" / "results" / name
+            figures = json.loads(path.read_text()).get("figures", []) if path.is_file() else []
+            for fig in figures if isinstance(figures, list) else []:
+                assert (ROOT / "docs" / "results" / fig["file"]).is_file(), fig["file"]
