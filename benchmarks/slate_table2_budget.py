@@ -39,14 +39,16 @@ METHODS = ("STO", "Random", "REINFORCE+SoftMax", "SAC+TopK(ideal)", "SAC+TopK(MF
 PAIRS = (("SAC+GeMS", "SAC+TopK(MF)"), ("SAC+GeMS", "REINFORCE+SoftMax"), ("SAC+GeMS", "SAC+TopK(ideal)"))
 
 
-def previous_runs(out: Path) -> dict[tuple, dict[int, tuple[float, list]]]:
-    """(method, env, steps, alpha) -> {seed: (test return, validation curve)} of the committed file."""
+def previous_runs(out: Path) -> dict[tuple, dict[int, tuple[float, list, str]]]:
+    """(method, env, steps, alpha) -> {seed: (test return, validation curve, CPU)} of the committed file."""
     if not out.is_file():
         return {}
-    runs: dict[tuple, dict[int, tuple[float, list]]] = {}
-    for r in json.loads(out.read_text())["rows"]:
-        key = (r["method"], r["env"], r["steps"], r["alpha"])
-        runs[key] = {s: (t, c) for s, t, c in zip(r["seeds"], r["test_returns"], r["val_curves"], strict=True)}
+    data = json.loads(out.read_text())
+    runs: dict[tuple, dict[int, tuple[float, list, str]]] = {}
+    for r in data["rows"]:
+        cpus = r.get("cpus") or [data["machine"]["cpu"]] * len(r["seeds"])
+        runs[(r["method"], r["env"], r["steps"], r["alpha"])] = {
+            s: (t, c, cpu) for s, t, c, cpu in zip(r["seeds"], r["test_returns"], r["val_curves"], cpus, strict=True)}
     return runs
 
 
@@ -136,17 +138,17 @@ def main() -> None:
         for r in records:
             if r.status == "finished" and "test/return" in r.results:
                 key = (r.method, r.column, int(r.config.get("steps", 0)), alpha)
-                runs.setdefault(key, {})[r.seed] = (r.results["test/return"], r.curves.get("eval/return", []))
+                runs.setdefault(key, {})[r.seed] = (r.results["test/return"], r.curves.get("eval/return", []), cpu_model())
     order = {m: i for i, m in enumerate(METHODS)}
     rows = []
     for (method, env, steps, alpha), by_seed in sorted(runs.items(), key=lambda kv: (kv[0][3], kv[0][1], order.get(kv[0][0], 99))):
         seeds = list(by_seed)
-        tests, curves = [by_seed[s][0] for s in seeds], [by_seed[s][1] for s in seeds]
+        tests, curves, cpus = ([by_seed[s][i] for s in seeds] for i in range(3))
         ci = mean_ci(tests) if len(tests) > 1 else None
         paper = PAPER.get(method, (None,) * 3)[ENV_INDEX[env]] if env in ENV_INDEX else None
         rows.append({"method": method, "env": env, "steps": steps, "alpha": alpha, "seeds": seeds, "test_returns": tests,
                      "mean": ci.mean if ci else tests[0], "ci95": ci.half_width if ci else None,
-                     "paper_100k_steps": paper, "val_curves": curves, "curve": band(curves)})
+                     "paper_100k_steps": paper, "cpus": cpus, "val_curves": curves, "curve": band(curves)})
     cell = {(r["method"], r["env"], r["steps"], r["alpha"]): r for r in rows}
     comparisons = []
     for (method, env, steps, alpha), row in cell.items():
@@ -173,6 +175,8 @@ def main() -> None:
                    if drew else [],
         "notes": ["only finished runs are listed; a cell with fewer than 5 seeds is still running in the resumable sweep",
                   "paper_100k_steps: GeMS (WSDM 2023) Table 2 at 100,000 steps, not the budget of these rows",
+                  "cpus: the CPU each seed ran on; the sweep spans sessions on different machines, and a learning agent's run "
+                  "differs between CPU models through float rounding (slate_table2_rerun.json): a seed reproduces on its CPU model",
                   "curve: the validation return (200 users, deterministic policy) at the steps every seed of the cell reached"],
     }
     out.write_text(json.dumps(result, indent=2) + "\n")
