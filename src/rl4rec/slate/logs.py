@@ -2,15 +2,14 @@
 
 A dataset is a folder with ``slates.npy`` (n, H, K) int16 — the slates actually shown, after
 oracle fill —, ``clicks.npy`` (n, H, K) uint8 and ``meta.json``, the sidecar holding the generating
-config, seed, variant and counts. Files are written to temporary names and moved into place with
-``os.replace``, the sidecar last, so an interrupted run never leaves a dataset that loads.
+config, seed, variant and counts. Each file is written atomically and the sidecar last, so an
+interrupted run never leaves a dataset that loads.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,14 +143,13 @@ def _stats(slates: np.ndarray, clicks: np.ndarray) -> dict[str, Any]:
 
 
 def _write(out_dir: Path, slates: np.ndarray, clicks: np.ndarray, meta: dict) -> None:
+    from rl4rec.runs import atomic_save_npy, atomic_write_text
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    tag = f".tmp-{os.getpid()}"
-    for name, arr in ((SLATES, slates), (CLICKS, clicks)):
-        with open(out_dir / (name + tag), "wb") as fh:
-            np.save(fh, arr)
-    (out_dir / (META + tag)).write_text(json.dumps(meta, indent=2))
-    for name in (SLATES, CLICKS, META):  # sidecar last: it marks a complete dataset
-        os.replace(out_dir / (name + tag), out_dir / name)
+    (out_dir / META).unlink(missing_ok=True)  # the sidecar marks a complete dataset: gone while the arrays change
+    atomic_save_npy(out_dir / SLATES, slates)
+    atomic_save_npy(out_dir / CLICKS, clicks)
+    atomic_write_text(out_dir / META, json.dumps(meta, indent=2))
 
 
 def _load_array(path: Path, mmap: bool) -> np.ndarray:

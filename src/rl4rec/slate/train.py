@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,27 +146,24 @@ def build_agent(
     """The agent of ``cfg`` for ``seeds`` on the simulator's device (initialised on the CPU, so a
     seed starts from the same weights everywhere); ``skeleton`` skips GeMS pretraining (weights
     loaded later)."""
-    return _new_agent(cfg, sim, seeds, log_fn=log_fn, logs_dir=logs_dir, skeleton=skeleton, check_stop=check_stop).to_device(sim.device)
-
-
-def _new_agent(cfg: SlateTrainConfig, sim, seeds, *, log_fn, logs_dir, skeleton, check_stop):
     s, n, k = len(seeds), sim.num_items, sim.rec_size
     if cfg.agent in ("random", "sto"):
-        return ReferenceAgent(cfg.agent, s, n, k, seeds[0])
-    if cfg.agent == "reinforce":
-        return ReinforceAgent(seeds, cfg.hp, n, k)
-    if cfg.agent == "slateq":
-        return SlateQAgent(seeds, cfg.hp, sim, n, k)
-    if cfg.ranker == "wknn":
-        return WkNNAgent(seeds, cfg.hp, n, k, fixed=cfg.hp.fix_wknn, table=_mf_table(cfg) if cfg.hp.fix_wknn else None)
-    if cfg.ranker == "gems":
-        ranker, center, scale = build_gems(cfg, sim, seeds, log_fn=log_fn, logs_dir=logs_dir, skeleton=skeleton, check_stop=check_stop)
-        ranker.requires_grad_(False)
+        agent = ReferenceAgent(cfg.agent, s, n, k, seeds[0])
+    elif cfg.agent == "reinforce":
+        agent = ReinforceAgent(seeds, cfg.hp, n, k)
+    elif cfg.agent == "slateq":
+        agent = SlateQAgent(seeds, cfg.hp, sim, n, k)
+    elif cfg.ranker == "wknn":
+        agent = WkNNAgent(seeds, cfg.hp, n, k, fixed=cfg.hp.fix_wknn, table=_mf_table(cfg) if cfg.hp.fix_wknn else None)
     else:
-        table = sim.item_embeddings.cpu() if cfg.ranker == "topk_ideal" else _mf_table(cfg)
-        ranker = TopK(table, k)
-        center, scale = ranker.bounds(s)
-    return SACAgent(seeds, cfg.hp, ranker, center, scale, n, k)
+        if cfg.ranker == "gems":
+            ranker, center, scale = build_gems(cfg, sim, seeds, log_fn=log_fn, logs_dir=logs_dir, skeleton=skeleton, check_stop=check_stop)
+            ranker.requires_grad_(False)
+        else:
+            ranker = TopK(sim.item_embeddings.cpu() if cfg.ranker == "topk_ideal" else _mf_table(cfg), k)
+            center, scale = ranker.bounds(s)
+        agent = SACAgent(seeds, cfg.hp, ranker, center, scale, n, k)
+    return agent.to_device(sim.device)
 
 
 # --------------------------------------------------------------------------- users
@@ -369,13 +367,11 @@ def retest(cfg: SlateTestConfig) -> dict[str, Any]:
 
 def retest_run(run_dir: Path, users: int | None = None, device: torch.device | str = "cpu") -> dict[str, Any]:
     """Re-test a run's best checkpoint on the test users (``rl4rec slate test RUN``)."""
+    from rl4rec.config import replace
     from rl4rec.runs import RunDir, atomic_write_text, config_of, load_checkpoint
 
     cfg = config_of(SlateTrainConfig, run_dir)
-    if users is not None:
-        from rl4rec.config import replace
-
-        cfg = replace(cfg, test_users=users)
+    cfg = cfg if users is None else replace(cfg, test_users=users)
     seeds = cfg.seed_list
     sim = make_sim(cfg, device)
     agent = build_agent(cfg, sim, seeds, skeleton=True)
@@ -387,7 +383,5 @@ def retest_run(run_dir: Path, users: int | None = None, device: torch.device | s
     with default_device(device):
         test = evaluate(agent, sim, UserStreams.test(cfg.test_users), len(seeds))
     result = {**test_result(seeds, test, cfg), "devices": {"device": str(torch.device(device)), "processes": 1, "mixed_precision": "no"}}
-    import json
-
     atomic_write_text(run_dir / "retest_results.json", json.dumps(result, indent=2))
     return result
