@@ -64,22 +64,17 @@ class SIDFamily:
 
     def prompt_pool(self):
         """(samples, prompt ids, sizes per task): the GRPO prompt mixture, encoded once."""
-        from rl4rec.genrec.prompts import SEQ_TASKS
+        from rl4rec.genrec.sft import build_samples
 
-        cfg, builder, ds = self.cfg, self.loaded.builder, self.loaded.dataset
-        samples, sizes = [], {}
-        for task in self.weights:
-            if task in SEQ_TASKS:
-                rows = ds.train
-                if task == "seq_title2sid" and len(rows) > cfg.seq_title2sid_rows:  # spec §7.1, without the crash on fewer rows
-                    pick = np.sort(np.random.default_rng(0).choice(len(rows), cfg.seq_title2sid_rows, replace=False))
-                    rows = [rows[i] for i in pick]
-                part = builder.seq_samples(task, rows)
-            else:
-                part = builder.item_samples(task)
-            sizes[task] = len(part)
-            samples += part
-        return samples, _encode(self.loaded, samples, reserve=self.trie.max_sid_len + len(self.trie.suffix_ids)), sizes
+        cfg, train = self.cfg, self.loaded.dataset.train
+        rows = {}
+        if "seq_title2sid" in self.weights and len(train) > cfg.seq_title2sid_rows:  # spec §7.1, without the crash on fewer rows
+            pick = np.sort(np.random.default_rng(0).choice(len(train), cfg.seq_title2sid_rows, replace=False))
+            rows["seq_title2sid"] = [train[i] for i in pick]
+        pools = build_samples(self.loaded.builder, self.loaded.dataset, self.weights, rows)
+        samples = [s for part in pools.values() for s in part]
+        reserve = self.trie.max_sid_len + len(self.trie.suffix_ids)
+        return samples, _encode(self.loaded, samples, reserve=reserve), {t: len(part) for t, part in pools.items()}
 
     def reward_context(self, cache_dir: Path) -> RewardContext:
         """What the configured rewards need: item embeddings (semantic), the CF scorer (cf)."""
