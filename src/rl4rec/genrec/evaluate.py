@@ -253,7 +253,8 @@ def evaluate_run(
         progress=progress, check=valid_completions(tok, ds.catalog),
     )
     groups = row_groups(ds.train, examples, len(ds.catalog), n_groups=cfg.popularity_groups)
-    metrics, ranks = compute_metrics(pred, [e.target_item_id for e in examples], trie.item_sid.numpy(), num_sids=trie.num_sids, groups=groups)
+    targets = [e.target_item_id for e in examples]
+    metrics, ranks = compute_metrics(pred, targets, trie.item_sid.numpy(), num_sids=trie.num_sids, groups=groups)
     baselines = baseline_results(ds.name, ds.train_recipe, split, len(examples), runs_dir=runs_dir, bench_json=baselines_file)
     result = {
         "run_dir": str(run_dir),

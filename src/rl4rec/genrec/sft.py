@@ -49,7 +49,8 @@ def build_samples(builder, ds, tasks: dict[str, float], rows: dict[str, list] | 
     from rl4rec.genrec.prompts import SEQ_TASKS
 
     rows = rows or {}
-    return {t: (builder.seq_samples(t, rows.get(t, ds.train)) if t in SEQ_TASKS else builder.item_samples(t)) for t in tasks}
+    return {t: builder.seq_samples(t, rows.get(t, ds.train)) if t in SEQ_TASKS else builder.item_samples(t)
+            for t in tasks}
 
 
 def encode_samples(builder, tokenizer, samples, max_len: int) -> tuple[list[np.ndarray], np.ndarray, int]:

@@ -103,8 +103,7 @@ class SIDReward(_Reward):
         rows = [torch.as_tensor(list(c), dtype=torch.long) for c in completion_ids] or [torch.empty(0, dtype=torch.long)]
         ids = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=t.pad_id)[: len(completion_ids)]
         sid = t.sid_of(ids)  # an empty completion is invalid (sid_of handles width 0)
-        safe = sid.clamp(min=0)
-        item = torch.where(sid == t.item_sid[targets], targets, t.sid_first_item[safe])
+        item = torch.where(sid == t.item_sid[targets], targets, t.sid_first_item[sid.clamp(min=0)])
         return torch.where(sid >= 0, item, -1)
 
     def __call__(self, prompts, completions, completion_ids=None, target=None, row=None, history=None, log_metric=None, **_) -> list[float]:

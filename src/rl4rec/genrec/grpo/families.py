@@ -112,7 +112,8 @@ class SIDFamily:
             for c in range(0, b, cfg.rollout_batch)
         ], self.pad_id)
         histories = [list(h) for h in batch.histories for _ in range(cfg.group_size)]
-        return rolls, Rollouts(*(getattr(rolls, k).cpu() for k in ("prompt_ids", "item_ids", "ranks", "target_ids")), histories)
+        cpu = (getattr(rolls, k).cpu() for k in ("prompt_ids", "item_ids", "ranks", "target_ids"))
+        return rolls, Rollouts(*cpu, histories)
 
     def validate(self, policy, examples) -> dict[str, float]:
         from rl4rec.genrec.evaluate import validation_metrics
@@ -185,8 +186,8 @@ class TextFamily:
         ranks, items = ground_texts(self.index, out.texts, targets, excluded)
         pids = batch.prompt_ids.repeat_interleave(g)
         within = torch.arange(g).repeat(len(batch.prompts))
-        # free text has no SID: the grounded item stands in for sid_index
-        rolls = RolloutBatch(*(x.to(self.device) for x in (pids, items, items, within, targets, out.tokens, out.mask)), g)
+        on_dev = (x.to(self.device) for x in (pids, items, items, within, targets, out.tokens, out.mask))
+        rolls = RolloutBatch(*on_dev, g)  # free text has no SID: the grounded item stands in for sid_index
         return rolls, Rollouts(pids, items, within, targets, histories, target_ranks=ranks)
 
     def validate(self, policy, examples) -> dict[str, float]:

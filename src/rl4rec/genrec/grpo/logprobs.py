@@ -24,10 +24,9 @@ __all__ = ["completion_logprobs", "trie_allowed"]
 def trie_allowed(trie, completions: torch.Tensor, vocab_size: int) -> torch.Tensor:
     """``(M, T, vocab_size)`` bool: the tokens the trie allows at each completion position (the
     node reached by the tokens before it). Forced positions (``"\n"``, EOS) allow one token."""
-    dev = completions.device
     nodes = trie.path(completions)[:, :-1].clamp(min=0)  # (M, T); a row off the trie: the root's tokens
-    allowed = torch.zeros(*completions.shape, vocab_size, dtype=torch.bool, device=dev)
-    allowed[:, :, trie.columns.to(dev)] = trie.child.to(dev)[nodes] >= 0
+    allowed = completions.new_zeros((*completions.shape, vocab_size), dtype=torch.bool)
+    allowed[:, :, trie.columns.to(nodes.device)] = trie.child.to(nodes.device)[nodes] >= 0
     return allowed
 
 

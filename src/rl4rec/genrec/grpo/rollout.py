@@ -141,14 +141,13 @@ def generate_rollouts(
         sid[:, -1], items[:, -1] = tsid, targets
         if mode != "beam":  # the injected target ranks last; the sampled rows are ranked among themselves
             ranks = torch.cat([_ranks_by_score(scores[:, :-1]), torch.full_like(ranks[:, :1], g - 1)], 1)
-    b = len(prompts)
     return RolloutBatch(
         prompt_ids=prompt_ids.to(dev).repeat_interleave(g),
         item_ids=items.reshape(-1),
         sid_index=sid.reshape(-1),
         ranks=ranks.reshape(-1),
         target_ids=targets.repeat_interleave(g),
-        tokens=tokens.reshape(b * g, -1),
-        mask=mask.reshape(b * g, -1),
+        tokens=tokens.flatten(0, 1),
+        mask=mask.flatten(0, 1),
         group_size=g,
     )
