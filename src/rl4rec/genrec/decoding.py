@@ -263,8 +263,8 @@ def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device) -> tuple[tor
     return ids.to(device), mask.to(device)
 
 
-def _prefill(model, prompts, pad_id: int):
-    """Run the prompts once; returns last-position logits, the KV cache, the mask and lengths."""
+def prefill(model, prompts, pad_id: int):
+    """Run the (left-padded) prompts once; returns last-position logits, the KV cache, the mask and lengths."""
     device = next(model.parameters()).device
     ids, mask = left_pad(prompts, pad_id, device)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -301,32 +301,35 @@ class BeamKV:
     """
 
     @staticmethod
-    def supported(cache) -> bool:
-        layers = getattr(cache, "layers", None)
-        return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
-
-    @staticmethod
-    def expand(cache, repeats: int, extra: int):
-        """Replace every layer by a preallocated one holding each prompt row ``repeats`` times."""
-        for i, old in enumerate(cache.layers):
-            b, h, length, d = old.keys.shape
-            layer = _BufferedLayer()
-            layer.dtype, layer.device, layer.is_initialized = old.keys.dtype, old.keys.device, True
-            layer.kbuf = old.keys.new_empty(b * repeats, h, length + extra, d)
-            layer.vbuf = old.values.new_empty(b * repeats, h, length + extra, old.values.shape[-1])
-            layer.kbuf.view(b, repeats, h, length + extra, d)[:, :, :, :length] = old.keys[:, None]
-            layer.vbuf.view(b, repeats, h, length + extra, -1)[:, :, :, :length] = old.values[:, None]
-            layer.length = layer.prompt_length = length
-            layer.keys, layer.values = layer.kbuf[:, :, :length], layer.vbuf[:, :, :length]
-            cache.layers[i] = layer
-
-    @staticmethod
-    def reorder_within_prompts(cache, idx: torch.Tensor) -> None:
-        """Rows ``idx`` (each a row of the same prompt) for the generated positions only."""
-        for layer in cache.layers:
-            gen = slice(layer.prompt_length, layer.length)
-            layer.kbuf[:, :, gen] = layer.kbuf[idx, :, gen]
-            layer.vbuf[:, :, gen] = layer.vbuf[idx, :, gen]
+    def select_rows(cache, idx: torch.Tensor, extra: int) -> None:
+        """Continue beam ``i`` from cache row ``idx[i]`` (a row of the same prompt), in place. The
+        first call (``idx`` repeats each prompt row) lays the prompts out for the beams, with room
+        for ``extra`` tokens; a cache of other layer types is reordered by HF."""
+        layers = getattr(cache, "layers", None) or []
+        if layers and all(type(layer) is DynamicLayer for layer in layers):
+            repeats = idx.numel() // layers[0].keys.shape[0]
+            for i, old in enumerate(layers):  # preallocated layers holding each prompt row `repeats` times
+                b, h, length, d = old.keys.shape
+                layer = _BufferedLayer()
+                layer.dtype, layer.device, layer.is_initialized = old.keys.dtype, old.keys.device, True
+                layer.kbuf = old.keys.new_empty(b * repeats, h, length + extra, d)
+                layer.vbuf = old.values.new_empty(b * repeats, h, length + extra, old.values.shape[-1])
+                layer.kbuf.view(b, repeats, h, length + extra, d)[:, :, :, :length] = old.keys[:, None]
+                layer.vbuf.view(b, repeats, h, length + extra, -1)[:, :, :, :length] = old.values[:, None]
+                layer.length = layer.prompt_length = length
+                layer.keys, layer.values = layer.kbuf[:, :, :length], layer.vbuf[:, :, :length]
+                cache.layers[i] = layer
+        elif not layers or not all(type(layer) is _BufferedLayer for layer in layers):
+            cache.reorder_cache(idx)
+        elif idx.numel() == layers[0].kbuf.shape[0]:  # the same beam count: the generated positions only
+            for layer in layers:
+                gen = slice(layer.prompt_length, layer.length)
+                layer.kbuf[:, :, gen] = layer.kbuf[idx, :, gen]
+                layer.vbuf[:, :, gen] = layer.vbuf[idx, :, gen]
+        else:  # the beam count changed: copy whole rows like HF
+            for layer in layers:
+                layer.kbuf, layer.vbuf = layer.kbuf.index_select(0, idx), layer.vbuf.index_select(0, idx)
+                layer.keys, layer.values = layer.kbuf[:, :, : layer.length], layer.vbuf[:, :, : layer.length]
 
 
 def _log_probs(logits: torch.Tensor, temperature: float, cols: torch.Tensor) -> torch.Tensor:
@@ -374,8 +377,7 @@ def _search(model, prompts, trie: ItemTrie, *, k: int, width: int, temperature: 
         raise ValueError(f"asked for {k} distinct items but the catalog has only {trie.num_sids} distinct SIDs")
     if k < 1:
         raise ValueError("k must be >= 1")
-    logits, cache, mask, lengths = _prefill(model, prompts, trie.pad_id)
-    fast_kv = BeamKV.supported(cache)
+    logits, cache, mask, lengths = prefill(model, prompts, trie.pad_id)
     dev = logits.device
     t = trie.to(dev)
     s = t.num_sid_cols
@@ -418,17 +420,7 @@ def _search(model, prompts, trie: ItemTrie, *, k: int, width: int, temperature: 
         origin, col = li // s, li % s
         hist = torch.cat([hist.gather(1, origin[..., None].expand(-1, -1, depth)), logp.view(b_size, -1).gather(1, li)[..., None]], -1)
         node, score = nxt.view(b_size, -1).gather(1, li), ls
-        flat = (rows * nb + origin).view(-1)
-        if not fast_kv:
-            cache.reorder_cache(flat)
-        elif depth == 0:
-            BeamKV.expand(cache, n_live, t.max_sid_len)  # origin is 0: every beam starts from its prompt
-        elif n_live == nb:
-            BeamKV.reorder_within_prompts(cache, flat)
-        else:  # the beam count shrank: leave the fast layout (copies rows like HF)
-            for layer in cache.layers:
-                layer.kbuf, layer.vbuf = layer.kbuf.index_select(0, flat), layer.vbuf.index_select(0, flat)
-                layer.keys, layer.values = layer.kbuf[:, :, : layer.length], layer.vbuf[:, :, : layer.length]
+        BeamKV.select_rows(cache, (rows * nb + origin).view(-1), t.max_sid_len)  # depth 0: origin is 0
         step_mask = torch.cat([mask.repeat_interleave(n_live, 0), torch.ones(b_size * n_live, depth + 1, dtype=mask.dtype, device=dev)], 1)
         logits, cache = _forward_step(model, cols[col].view(-1), cache, step_mask, (lengths + depth).repeat_interleave(n_live))
         logp = _log_probs(logits, temperature, cols).view(b_size, n_live, s)
@@ -461,7 +453,7 @@ def constrained_sample(
     """
     if num_samples < 1:
         raise ValueError("num_samples must be >= 1")
-    logits, cache, mask, lengths = _prefill(model, prompts, trie.pad_id)
+    logits, cache, mask, lengths = prefill(model, prompts, trie.pad_id)
     dev = logits.device
     t = trie.to(dev)
     s = t.num_sid_cols

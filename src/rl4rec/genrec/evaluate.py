@@ -121,13 +121,11 @@ def compute_metrics(
     *,
     ks: Sequence[int] = EVAL_KS,
     num_sids: int,
-    histories: Sequence[Sequence[int]] | None = None,
-    popularity: np.ndarray | None = None,
-    popularity_groups: int = 3,
+    groups: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """(metrics, ranks). K above the beam count is dropped (K <= beams is enforced by the metrics)."""
-    from rl4rec.metrics.popularity import grouped_metrics, history_popularity
-    from rl4rec.metrics.popularity import popularity_groups as make_groups
+    """(metrics, ranks). K above the beam count is dropped (K <= beams is enforced by the metrics).
+    ``groups``: a popularity group per row (:func:`rl4rec.genrec.latent.evaluate.row_groups`)."""
+    from rl4rec.metrics.popularity import grouped_metrics
     from rl4rec.metrics.ranking import ambiguous_hits, list_quality, ranking_metrics, ranks_from_lists
 
     beams = pred.items.shape[1]
@@ -148,8 +146,7 @@ def compute_metrics(
         rows=int(targets.size),
         beams=beams,
     )
-    if histories is not None and popularity is not None:
-        groups = make_groups(history_popularity(histories, popularity), popularity_groups)
+    if groups is not None:
         out["popularity_groups"] = grouped_metrics(ranks, groups, tuple(k for k in (1, 3, 5, 10) if k <= beams))
     return out, ranks
 
@@ -242,7 +239,7 @@ def evaluate_run(
     """Evaluate the ``which`` (best | last) model of an SFT run on ``split`` on ``device``; writes
     and returns the results (see the module docstring)."""
     from rl4rec.genrec.artifacts import load_sft_run
-    from rl4rec.metrics.popularity import item_popularity
+    from rl4rec.genrec.latent.evaluate import row_groups
     from rl4rec.runs import atomic_write_text
     from rl4rec.seeding import apply_threads
 
@@ -255,11 +252,9 @@ def evaluate_run(
         model, tok, trie, builder, examples, beams=beams, batch_size=batch_size, max_len=cfg.max_len,
         progress=progress, check=valid_completions(tok, ds.catalog),
     )
-    pop = item_popularity((e.history for e in ds.train), (e.target_item_id for e in ds.train), num_items=len(ds.catalog))
-    metrics, ranks = compute_metrics(
-        pred, [e.target_item_id for e in examples], trie.item_sid.numpy(), num_sids=trie.num_sids,
-        histories=[e.history for e in examples], popularity=pop, popularity_groups=cfg.popularity_groups,
-    )
+    groups = row_groups(ds.train, examples, len(ds.catalog), n_groups=cfg.popularity_groups)
+    targets = [e.target_item_id for e in examples]
+    metrics, ranks = compute_metrics(pred, targets, trie.item_sid.numpy(), num_sids=trie.num_sids, groups=groups)
     baselines = baseline_results(ds.name, ds.train_recipe, split, len(examples), runs_dir=runs_dir, bench_json=baselines_file)
     result = {
         "run_dir": str(run_dir),

@@ -127,40 +127,25 @@ def build_model(cfg: ModelConfig, tok, orig_vocab_size: int) -> tuple[Any, dict[
         source = f"preset:{cfg.preset}"
     model.generation_config.pad_token_id = tok.pad_token_id
     if cfg.lora:
-        model = _wrap_lora(model, cfg, list(range(orig_vocab_size, len(tok))))
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError as err:  # pragma: no cover - the lora extra is optional
+            raise ImportError("model.lora=true needs peft: pip install 'rl4rec[lora]'") from err
+        # the SID rows are new: without training them the model could not tell SIDs apart; an
+        # untied LM head (large pretrained models) needs its new rows trained too (spec §3 rl4rec)
+        new_ids = list(range(orig_vocab_size, len(tok)))
+        rows = {"embed_tokens": new_ids} if new_ids else None
+        head = model.get_output_embeddings()
+        if rows and head is not None and head.weight.data_ptr() != model.get_input_embeddings().weight.data_ptr():
+            rows["lm_head"] = new_ids
+        lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                          target_modules=list(cfg.lora_targets), task_type="CAUSAL_LM", trainable_token_indices=rows)
+        model = get_peft_model(model, lcfg)
     n_params = sum(p.numel() for p in model.parameters())
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     meta = {"source": source, "orig_vocab_size": int(orig_vocab_size), "vocab_size": len(tok), "params": int(n_params), "trainable_params": int(n_train)}
     log.info("model %s: %.2fM parameters (%.2fM trainable), vocabulary %d (%d added SID tokens)", source, n_params / 1e6, n_train / 1e6, len(tok), len(tok) - orig_vocab_size)
     return model, meta
-
-
-def _wrap_lora(model, cfg: ModelConfig, new_token_ids: list[int]):
-    try:
-        from peft import LoraConfig, get_peft_model
-    except ImportError as err:  # pragma: no cover - the lora extra is optional
-        raise ImportError("model.lora=true needs peft: pip install 'rl4rec[lora]'") from err
-    lcfg = LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=list(cfg.lora_targets),
-        task_type="CAUSAL_LM",
-        # the SID rows are new: without training them the model could not tell SIDs apart; an
-        # untied LM head (large pretrained models) needs its new rows trained too (spec §3 rl4rec)
-        trainable_token_indices=_new_rows(model, new_token_ids),
-    )
-    return get_peft_model(model, lcfg)
-
-
-def _new_rows(model, ids: list[int]) -> dict[str, list[int]] | None:
-    if not ids:
-        return None
-    rows = {"embed_tokens": ids}
-    head = model.get_output_embeddings()
-    if head is not None and head.weight.data_ptr() != model.get_input_embeddings().weight.data_ptr():
-        rows["lm_head"] = ids
-    return rows
 
 
 def split_backbone_head(model):

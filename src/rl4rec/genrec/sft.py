@@ -43,11 +43,14 @@ __all__ = ["SFTConfig", "TaskMix", "SFTTask", "train_sft", "build_samples", "enc
 # --------------------------------------------------------------------------- data
 
 
-def build_samples(builder, ds, tasks: dict[str, float]):
-    """``{task: [Sample, ...]}`` for the tasks with a positive weight."""
+def build_samples(builder, ds, tasks: dict[str, float], rows: dict[str, list] | None = None):
+    """``{task: [Sample, ...]}`` for the tasks with a positive weight; a sequence task's samples come
+    from ``rows[task]`` when given, else from ``ds.train``."""
     from rl4rec.genrec.prompts import SEQ_TASKS
 
-    return {t: (builder.seq_samples(t, ds.train) if t in SEQ_TASKS else builder.item_samples(t)) for t in tasks}
+    rows = rows or {}
+    return {t: builder.seq_samples(t, rows.get(t, ds.train)) if t in SEQ_TASKS else builder.item_samples(t)
+            for t in tasks}
 
 
 def encode_samples(builder, tokenizer, samples, max_len: int) -> tuple[list[np.ndarray], np.ndarray, int]:

@@ -32,44 +32,33 @@ from rl4rec.genrec.grpo.rewards import REWARDS, RewardContext, Rollouts, combine
 __all__ = ["SIDReward", "TextReward", "constrain_generation", "completion_length", "catalog_regex", "as_hf_dataset"]
 
 
-def _weights(rewards: str | dict[str, float]) -> dict[str, float]:
-    weights = {rewards: 1.0} if isinstance(rewards, str) else dict(rewards)
-    unknown = [n for n in weights if n not in REWARDS]
-    if not weights or unknown:
-        raise ValueError(f"unknown reward(s) {unknown or '(none given)'}; registered: {', '.join(sorted(REWARDS))}")
-    return weights
-
-
-def _groups(prompts: Sequence[Any], row: Sequence[int] | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Group id of every completion (the dataset row it answers: the ``row`` column, else the
-    prompt text) and its position inside the group, in the order TRL produced them."""
-    keys = list(row) if row is not None else [repr(p) for p in prompts]
-    ids: dict[Any, int] = {}
-    group = torch.as_tensor([ids.setdefault(k, len(ids)) for k in keys], dtype=torch.long)
-    # position inside the group: how many earlier rows share it (vectorised: stable sort by group)
-    order = torch.argsort(group, stable=True)
-    ordered = group[order]
-    starts = torch.searchsorted(ordered, torch.arange(len(ids)))
-    within = torch.empty_like(group)
-    within[order] = torch.arange(len(keys)) - starts[ordered]
-    return group, within
-
-
 class _Reward:
     """What both rewards share: the weights, the context, TRL's ``__name__`` and metric logging."""
 
     def __init__(self, rewards: str | dict[str, float], context: RewardContext | None, name: str | None):
-        self.weights = _weights(rewards)
+        self.weights = {rewards: 1.0} if isinstance(rewards, str) else dict(rewards)
+        unknown = [n for n in self.weights if n not in REWARDS]
+        if not self.weights or unknown:
+            raise ValueError(f"unknown reward(s) {unknown or '(none given)'}; registered: {', '.join(sorted(REWARDS))}")
         self.context = context or RewardContext()
         self.__name__ = name or "rl4rec_" + "+".join(self.weights)  # TRL logs rewards/<__name__>/mean
         self.last_metrics: dict[str, float] = {}
 
     def _columns(self, prompts, target, row, history):
-        """(target ids, group ids, positions inside the groups, histories) from TRL's arguments."""
+        """(target ids, group ids, positions inside the groups, histories) from TRL's arguments. A
+        completion's group is the dataset row it answers (the ``row`` column, else the prompt
+        text); positions follow the order TRL produced the completions in."""
         if target is None:
             raise ValueError(f"{type(self).__name__} needs the dataset column 'target' (the target item id); "
                              "build the dataset with as_hf_dataset")
-        group, within = _groups(prompts, row)
+        keys = list(row) if row is not None else [repr(p) for p in prompts]
+        ids: dict[Any, int] = {}
+        group = torch.as_tensor([ids.setdefault(k, len(ids)) for k in keys], dtype=torch.long)
+        # position inside the group: how many earlier rows share it (vectorised: stable sort by group)
+        order = torch.argsort(group, stable=True)
+        starts = torch.searchsorted(group[order], torch.arange(len(ids)))
+        within = torch.empty_like(group)
+        within[order] = torch.arange(len(keys)) - starts[group[order]]
         hist = [list(h) for h in history] if history is not None else None
         return torch.as_tensor(list(target), dtype=torch.long), group, within, hist
 
@@ -114,8 +103,7 @@ class SIDReward(_Reward):
         rows = [torch.as_tensor(list(c), dtype=torch.long) for c in completion_ids] or [torch.empty(0, dtype=torch.long)]
         ids = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=t.pad_id)[: len(completion_ids)]
         sid = t.sid_of(ids)  # an empty completion is invalid (sid_of handles width 0)
-        safe = sid.clamp(min=0)
-        item = torch.where(sid == t.item_sid[targets], targets, t.sid_first_item[safe])
+        item = torch.where(sid == t.item_sid[targets], targets, t.sid_first_item[sid.clamp(min=0)])
         return torch.where(sid >= 0, item, -1)
 
     def __call__(self, prompts, completions, completion_ids=None, target=None, row=None, history=None, log_metric=None, **_) -> list[float]:
@@ -141,16 +129,10 @@ class TextReward(_Reward):
 
     def __call__(self, prompts, completions, target=None, row=None, history=None, log_metric=None, **_) -> list[float]:
         targets, group, within, hist = self._columns(prompts, target, row, history)
-        texts = [_text(c) for c in completions]
+        # TRL passes strings, or for chat datasets a list of messages
+        texts = [(c if isinstance(c, str) else str(c[-1]["content"])).strip() for c in completions]
         ranks, items = ground_texts(self.retrieval, texts, targets, hist if self.exclude_history else None)
         return self._score(Rollouts(group, items, within, targets, hist, target_ranks=ranks), log_metric)
-
-
-def _text(completion) -> str:
-    """A completion's text: TRL passes strings, or for chat datasets a list of messages."""
-    if isinstance(completion, str):
-        return completion.strip()
-    return str(completion[-1]["content"]).strip()
 
 
 # --------------------------------------------------------------------------- generation constraint

@@ -65,7 +65,10 @@ def successor_map(num_items: int, seed: int) -> np.ndarray:
     return nxt
 
 
-def _catalog(cfg: SyntheticConfig) -> ItemCatalog:
+def make_synthetic(cfg: SyntheticConfig = SyntheticConfig()) -> tuple[ItemCatalog, dict[str, list[tuple[int, int]]]]:
+    """(catalog, per-user ``[(item, unix_time), ...]``), deterministic in ``cfg.seed``."""
+    if cfg.max_len < cfg.min_len:
+        raise ValueError(f"max_len ({cfg.max_len}) must be >= min_len ({cfg.min_len})")
     rng = np.random.default_rng([cfg.seed, 2])
     titles, descriptions, codes = [], [], []
     for i in range(cfg.num_items):
@@ -76,14 +79,7 @@ def _catalog(cfg: SyntheticConfig) -> ItemCatalog:
         descriptions.append(f"A {adjective.lower()} {noun} for {category}. It {blurb}. Model {100 + i}.")
         j = i // cfg.num_topics  # the item's rank within its topic
         codes.append((topic, j // 16, j % 16))
-    return ItemCatalog(tuple(titles), tuple(descriptions), SIDCodec(np.asarray(codes)), cfg.name)
-
-
-def make_synthetic(cfg: SyntheticConfig = SyntheticConfig()) -> tuple[ItemCatalog, dict[str, list[tuple[int, int]]]]:
-    """(catalog, per-user ``[(item, unix_time), ...]``), deterministic in ``cfg.seed``."""
-    if cfg.max_len < cfg.min_len:
-        raise ValueError(f"max_len ({cfg.max_len}) must be >= min_len ({cfg.min_len})")
-    catalog = _catalog(cfg)
+    catalog = ItemCatalog(tuple(titles), tuple(descriptions), SIDCodec(np.asarray(codes)), cfg.name)
     nxt = successor_map(cfg.num_items, cfg.seed)
     rng = np.random.default_rng([cfg.seed, 3])
     t0 = 1_500_000_000 - 1_500_000_000 % 86400

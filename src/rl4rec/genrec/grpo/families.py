@@ -64,22 +64,17 @@ class SIDFamily:
 
     def prompt_pool(self):
         """(samples, prompt ids, sizes per task): the GRPO prompt mixture, encoded once."""
-        from rl4rec.genrec.prompts import SEQ_TASKS
+        from rl4rec.genrec.sft import build_samples
 
-        cfg, builder, ds = self.cfg, self.loaded.builder, self.loaded.dataset
-        samples, sizes = [], {}
-        for task in self.weights:
-            if task in SEQ_TASKS:
-                rows = ds.train
-                if task == "seq_title2sid" and len(rows) > cfg.seq_title2sid_rows:  # spec §7.1, without the crash on fewer rows
-                    pick = np.sort(np.random.default_rng(0).choice(len(rows), cfg.seq_title2sid_rows, replace=False))
-                    rows = [rows[i] for i in pick]
-                part = builder.seq_samples(task, rows)
-            else:
-                part = builder.item_samples(task)
-            sizes[task] = len(part)
-            samples += part
-        return samples, _encode(self.loaded, samples, reserve=self.trie.max_sid_len + len(self.trie.suffix_ids)), sizes
+        cfg, train = self.cfg, self.loaded.dataset.train
+        rows = {}
+        if "seq_title2sid" in self.weights and len(train) > cfg.seq_title2sid_rows:  # spec §7.1, without the crash on fewer rows
+            pick = np.sort(np.random.default_rng(0).choice(len(train), cfg.seq_title2sid_rows, replace=False))
+            rows["seq_title2sid"] = [train[i] for i in pick]
+        pools = build_samples(self.loaded.builder, self.loaded.dataset, self.weights, rows)
+        samples = [s for part in pools.values() for s in part]
+        reserve = self.trie.max_sid_len + len(self.trie.suffix_ids)
+        return samples, _encode(self.loaded, samples, reserve=reserve), {t: len(part) for t, part in pools.items()}
 
     def reward_context(self, cache_dir: Path) -> RewardContext:
         """What the configured rewards need: item embeddings (semantic), the CF scorer (cf)."""
@@ -117,8 +112,8 @@ class SIDFamily:
             for c in range(0, b, cfg.rollout_batch)
         ], self.pad_id)
         histories = [list(h) for h in batch.histories for _ in range(cfg.group_size)]
-        cpu = {k: getattr(rolls, k).cpu() for k in ("prompt_ids", "item_ids", "ranks", "target_ids")}
-        return rolls, Rollouts(cpu["prompt_ids"], cpu["item_ids"], cpu["ranks"], cpu["target_ids"], histories)
+        cpu = (getattr(rolls, k).cpu() for k in ("prompt_ids", "item_ids", "ranks", "target_ids"))
+        return rolls, Rollouts(*cpu, histories)
 
     def validate(self, policy, examples) -> dict[str, float]:
         from rl4rec.genrec.evaluate import validation_metrics
@@ -191,8 +186,8 @@ class TextFamily:
         ranks, items = ground_texts(self.index, out.texts, targets, excluded)
         pids = batch.prompt_ids.repeat_interleave(g)
         within = torch.arange(g).repeat(len(batch.prompts))
-        rolls = RolloutBatch(pids.to(self.device), items.to(self.device), items.to(self.device), within.to(self.device), targets.to(self.device),
-                             out.tokens.to(self.device), out.mask.to(self.device), g)
+        on_dev = (x.to(self.device) for x in (pids, items, items, within, targets, out.tokens, out.mask))
+        rolls = RolloutBatch(*on_dev, g)  # free text has no SID: the grounded item stands in for sid_index
         return rolls, Rollouts(pids, items, within, targets, histories, target_ranks=ranks)
 
     def validate(self, policy, examples) -> dict[str, float]:

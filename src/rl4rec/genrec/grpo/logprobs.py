@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-from rl4rec.genrec.decoding import left_pad
+from rl4rec.genrec.decoding import prefill
 
 __all__ = ["completion_logprobs", "trie_allowed"]
 
@@ -24,16 +24,9 @@ __all__ = ["completion_logprobs", "trie_allowed"]
 def trie_allowed(trie, completions: torch.Tensor, vocab_size: int) -> torch.Tensor:
     """``(M, T, vocab_size)`` bool: the tokens the trie allows at each completion position (the
     node reached by the tokens before it). Forced positions (``"\n"``, EOS) allow one token."""
-    m, t = completions.shape
-    child, col_of = trie.child.to(completions.device), trie.col_of.to(completions.device)
-    cols = trie.columns.to(completions.device)
-    node = torch.zeros(m, dtype=torch.long, device=completions.device)
-    allowed = torch.zeros(m, t, vocab_size, dtype=torch.bool, device=completions.device)
-    for j in range(t):  # t <= a handful of positions; rows are vectorised
-        allowed[:, j, cols] = child[node.clamp(min=0)] >= 0
-        tok = completions[:, j]
-        col = torch.where(tok < col_of.numel(), col_of[tok.clamp(max=col_of.numel() - 1)], -1)
-        node = torch.where((node >= 0) & (col >= 0), child[node.clamp(min=0), col.clamp(min=0)], -1)
+    nodes = trie.path(completions)[:, :-1].clamp(min=0)  # (M, T); a row off the trie: the root's tokens
+    allowed = completions.new_zeros((*completions.shape, vocab_size), dtype=torch.bool)
+    allowed[:, :, trie.columns.to(nodes.device)] = trie.child.to(nodes.device)[nodes] >= 0
     return allowed
 
 
@@ -68,20 +61,17 @@ def completion_logprobs(
     if completions.shape[0] != b * g:
         raise ValueError(f"{completions.shape[0]} completions for {b} prompts x {g}")
     device = next(model.parameters()).device
+    logits, cache, mask, lengths = prefill(model, prompts, pad_id)
     completions = completions.to(device)
-    ids, mask = left_pad(prompts, pad_id, device)
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
-    allowed = trie_allowed(trie, completions, out.logits.shape[-1]) if trie is not None else None
-    first = _token_logprobs(out.logits[:, -1].repeat_interleave(g, 0), completions[:, 0], temperature, None if allowed is None else allowed[:, 0])
+    allowed = trie_allowed(trie, completions, logits.shape[-1]) if trie is not None else None
+    first = _token_logprobs(logits.repeat_interleave(g, 0), completions[:, 0], temperature, None if allowed is None else allowed[:, 0])
     t = completions.shape[1]
     if t == 1:
         return first[:, None]
-    cache = out.past_key_values
     for layer in cache.layers:  # the prompt's keys/values, once per completion (differentiable)
         layer.keys = layer.keys.repeat_interleave(g, 0)
         layer.values = layer.values.repeat_interleave(g, 0)
-    lengths = mask.sum(-1).repeat_interleave(g)
+    lengths = lengths.repeat_interleave(g)
     step_mask = torch.cat([mask.repeat_interleave(g, 0), torch.ones(b * g, t - 1, dtype=mask.dtype, device=device)], 1)
     step_pos = lengths[:, None] + torch.arange(t - 1, device=device)
     rest = model(input_ids=completions[:, :-1], attention_mask=step_mask, position_ids=step_pos, past_key_values=cache, use_cache=True)

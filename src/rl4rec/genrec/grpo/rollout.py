@@ -120,13 +120,14 @@ def generate_rollouts(
             raise ValueError(f"unknown rollout mode {mode!r}; choose beam, sample or sample_dedup")
     finally:
         model.train(was_training)
-    sid, scores, tokens, mask = out.sid_index, out.scores, out.token_ids, out.completion_mask
-    dev = sid.device
+    dev = out.sid_index.device
     targets = targets.to(dev)
     tsid = trie.item_sid.to(dev)[targets]
+    sid, items, scores = out.sid_index, out.items_for_targets(trie, targets), out.scores
+    tokens, mask = out.token_ids, out.completion_mask
     if pick:
         cols = select_group(sid, scores, tsid, g, target_first=dynamic_sampling)
-        sid, scores = sid.gather(1, cols), scores.gather(1, cols)
+        sid, items, scores = (x.gather(1, cols) for x in (sid, items, scores))
         tokens, mask = (torch.take_along_dim(x, cols[..., None], dim=1) for x in (tokens, mask))
     ranks = torch.arange(g, device=dev).expand(len(prompts), g) if mode == "beam" else _ranks_by_score(scores)
     if add_gt:  # the target's own completion (with its EOS) replaces the last slot of each group
@@ -136,20 +137,17 @@ def generate_rollouts(
         mask = torch.nn.functional.pad(mask, (0, width - mask.shape[-1]), value=False)
         tokens[:, -1] = torch.nn.functional.pad(comp, (0, width - comp.shape[-1]), value=trie.pad_id)
         mask[:, -1] = torch.arange(width, device=dev) < (trie.sid_lengths.to(dev)[tsid] + len(trie.suffix_ids))[:, None]
-        sid = sid.clone()
-        sid[:, -1] = tsid
+        sid = sid.clone()  # items is a fresh tensor already
+        sid[:, -1], items[:, -1] = tsid, targets
         if mode != "beam":  # the injected target ranks last; the sampled rows are ranked among themselves
             ranks = torch.cat([_ranks_by_score(scores[:, :-1]), torch.full_like(ranks[:, :1], g - 1)], 1)
-    first_item = trie.sid_first_item.to(dev)[sid]
-    items = torch.where(sid == tsid[:, None], targets[:, None].expand_as(sid), first_item)
-    b = len(prompts)
     return RolloutBatch(
         prompt_ids=prompt_ids.to(dev).repeat_interleave(g),
         item_ids=items.reshape(-1),
         sid_index=sid.reshape(-1),
         ranks=ranks.reshape(-1),
         target_ids=targets.repeat_interleave(g),
-        tokens=tokens.reshape(b * g, -1),
-        mask=mask.reshape(b * g, -1),
+        tokens=tokens.flatten(0, 1),
+        mask=mask.flatten(0, 1),
         group_size=g,
     )

@@ -60,7 +60,6 @@ def title_beam_search(
     score = torch.zeros(b, 1, device=dev)
     pool_score = torch.full((b, k), NEG_INF, device=dev)
     pool_group = torch.full((b, k), -1, dtype=torch.long, device=dev)
-    fast_kv = BeamKV.supported(cache)
     rows = torch.arange(b, device=dev)[:, None]
     for depth in range(t.max_depth):
         nb = node.shape[1]
@@ -85,12 +84,7 @@ def title_beam_search(
         if not bool(torch.isfinite(ls).any()):
             break
         src = (rows * nb + origin).view(-1)  # the row each new beam continues (at depth 0: its prompt's)
-        if not fast_kv:
-            cache.reorder_cache(src)
-        elif depth == 0:
-            BeamKV.expand(cache, ls.shape[1], t.max_depth + 1)
-        else:
-            BeamKV.reorder_within_prompts(cache, src)
+        BeamKV.select_rows(cache, src, t.max_depth + 1)
         mask, lengths = mask[src], lengths[src]
         node, score = child.clamp(min=0), ls
         new, mask = llm.extend(llm.embed(tok.view(-1, 1)), cache, mask, lengths)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rl4rec.config import field
+from rl4rec.genrec.prompts import PREAMBLE
 
 __all__ = ["LatentPromptConfig", "THOUGHT_TOKEN", "CATEGORY_WORDS", "category_word", "render_blocks", "encode_prompt", "encode_target", "fixed_texts"]
 
@@ -28,10 +29,6 @@ CATEGORY_WORDS = {
     "Books": "books",
     "Industrial_and_Scientific": "industrial and scientific items",
 }
-PREAMBLE = (
-    "Below is an instruction that describes a task, paired with an input that provides further context. "
-    "Write a response that appropriately completes the request. \n\n"
-)
 _TEMPLATES = {
     "faithful": (
         "Given a list of {c} the user recetenly enjoy, please write a new {c} that the user may bought",
@@ -61,7 +58,7 @@ def render_blocks(titles: Sequence[str], c: str, template: str = "faithful") -> 
     instruction, user = _TEMPLATES[template]
     joined = ", ".join(f'"{t}"' for t in titles)
     return (
-        PREAMBLE + "### Instruction:\n" + instruction.format(c=c) + "\n",
+        PREAMBLE + " \n\n### Instruction:\n" + instruction.format(c=c) + "\n",
         "### User Input: \n" + user.format(c=c, titles=joined) + "\n\n### Response: \n",
     )
 

@@ -127,16 +127,13 @@ class TitleTrie:
         self._vocab = 0
         return self
 
-    def _keys(self, vocab_size: int) -> torch.Tensor:
-        if self._vocab != vocab_size:
+    def step(self, node: torch.Tensor, token: torch.Tensor, vocab_size: int) -> torch.Tensor:
+        """Child of each ``node`` along ``token`` (same shapes), ``-1`` where there is none."""
+        if self._vocab != vocab_size:  # the edge keys, rebuilt when the vocabulary size changes
             parent = torch.repeat_interleave(torch.arange(self.num_nodes, device=self.child_ptr.device), self.child_ptr.diff())
             self.edge_key = parent * vocab_size + self.child_tok  # sorted: parents ascending, tokens sorted
             self._vocab = vocab_size
-        return self.edge_key
-
-    def step(self, node: torch.Tensor, token: torch.Tensor, vocab_size: int) -> torch.Tensor:
-        """Child of each ``node`` along ``token`` (same shapes), ``-1`` where there is none."""
-        keys = self._keys(vocab_size)
+        keys = self.edge_key
         q = node.long() * vocab_size + token.long()
         pos = torch.searchsorted(keys, q.reshape(-1)).clamp(max=max(keys.numel() - 1, 0))
         found = keys[pos] == q.reshape(-1)

@@ -60,18 +60,6 @@ def _kmeanspp(x: torch.Tensor, k: int, gen: torch.Generator, batch_size: int) ->
     return x[centers].clone()
 
 
-def _update(x: torch.Tensor, assign: torch.Tensor, centroids: torch.Tensor, dist_to_own: torch.Tensor) -> torch.Tensor:
-    k = centroids.shape[0]
-    sums = torch.zeros_like(centroids).index_add_(0, assign, x)
-    counts = torch.bincount(assign, minlength=k).to(x.dtype)
-    new = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], centroids)
-    empty = torch.nonzero(counts == 0).flatten()
-    if empty.numel():  # re-seed each empty cluster at the currently worst-served point
-        far = torch.argsort(dist_to_own, descending=True)[: empty.numel()]
-        new[empty] = x[far]
-    return new
-
-
 def _lloyd(
     x: torch.Tensor, centroids: torch.Tensor, assign_fn, iters: int, tol: float, batch_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,7 +71,12 @@ def _lloyd(
         assign = assign_fn(d)
         own = d.gather(1, assign[:, None])[:, 0]
         inertia = float(own.sum())
-        centroids = _update(x, assign, centroids, own)
+        sums = torch.zeros_like(centroids).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=centroids.shape[0]).to(x.dtype)
+        centroids = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], centroids)
+        empty = torch.nonzero(counts == 0).flatten()
+        if empty.numel():  # re-seed each empty cluster at the currently worst-served point
+            centroids[empty] = x[torch.argsort(own, descending=True)[: empty.numel()]]
         if prev - inertia <= tol * max(prev, 1e-12):
             break
         prev = inertia
