@@ -62,7 +62,7 @@ def band(curves: list[list]) -> dict[str, list] | None:
     cis = [mean_ci([d[s] for d in by_seed]) if len(by_seed) > 1 else None for s in steps]
     means = [ci.mean if ci else by_seed[0][s] for ci, s in zip(cis, steps, strict=True)]
     half = [ci.half_width if ci else 0.0 for ci in cis]
-    return {"steps": steps, "mean": means, "ci95": half}
+    return {"steps": steps, "val_mean": means, "val_ci95": half}
 
 
 def ahead_from(a: dict | None, b: dict | None) -> int | None:
@@ -70,7 +70,7 @@ def ahead_from(a: dict | None, b: dict | None) -> int | None:
     if not a or not b:
         return None
     common = sorted(set(a["steps"]) & set(b["steps"]))
-    ma, mb = dict(zip(a["steps"], a["mean"], strict=True)), dict(zip(b["steps"], b["mean"], strict=True))
+    ma, mb = dict(zip(a["steps"], a["val_mean"], strict=True)), dict(zip(b["steps"], b["val_mean"], strict=True))
     first = None
     for s in common:
         if ma[s] <= mb[s]:
@@ -111,7 +111,7 @@ def plot(rows: list[dict], path: Path) -> bool:
         for r in rows:
             if r["alpha"] == variant and r.get("curve"):
                 c = r["curve"]
-                mean, half = np.array(c["mean"]), np.array(c["ci95"])
+                mean, half = np.array(c["val_mean"]), np.array(c["val_ci95"])
                 ax.plot(c["steps"], mean, color=colors[r["method"]], label=f"{r['method']} ({len(r['seeds'])} seeds)")
                 ax.fill_between(c["steps"], mean - half, mean + half, color=colors[r["method"]], alpha=0.2)
             elif r["method"] in ("STO", "Random") and r["alpha"] == "faithful":
