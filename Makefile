@@ -14,6 +14,8 @@ TEST_EXTRAS ?= dev,text,ray,wandb,swanlab,lora,docs,sb3,trl
 QUICKSTART_EXTRAS ?= text
 BENCH_EXTRAS ?= dev,text,ray,wandb,swanlab,lora,trl
 PYTEST_ARGS ?=
+# test processes (pytest-xdist): one per core; TEST_WORKERS=0 runs the suite in this process
+TEST_WORKERS ?= auto
 
 help:
 	@echo "make quickstart   install (if needed) and run the end-to-end tour, ending in a report"
@@ -49,7 +51,7 @@ install-test: $(VENV)/.installed-$(TEST_EXTRAS)
 install-quickstart: $(VENV)/.installed-$(QUICKSTART_EXTRAS)
 
 test: install-test
-	$(PY) -m pytest -q -m "not slow and not gpu" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow and not gpu" -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-slow: install-test
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
