@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,13 +13,21 @@ from pathlib import Path
 import torch
 
 
-def run_one_and_two(args: list[str], port_base: int) -> None:
+def torchrun() -> list[str]:
+    """``torchrun --nproc_per_node 2`` on a port free now: tests run in parallel (pytest-xdist), so a
+    fixed or pid-derived port could be taken by another worker's run."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
+
+
+def run_one_and_two(args: list[str]) -> None:
     """``rl4rec <args> run_name=one`` on one process and ``run_name=two`` on two; both must succeed."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one = subprocess.run([sys.executable, "-m", "rl4rec.cli", *args, "run_name=one"], env=env, capture_output=True, text=True)
     assert one.returncode == 0, one.stderr[-3000:]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port_base + os.getpid() % 1000)]
-    two = subprocess.run([*torchrun, "-m", "rl4rec.cli", *args, "run_name=two"], env=env, capture_output=True, text=True)
+    two = subprocess.run([*torchrun(), "-m", "rl4rec.cli", *args, "run_name=two"], env=env, capture_output=True, text=True)
     assert two.returncode == 0, two.stderr[-3000:]
 
 

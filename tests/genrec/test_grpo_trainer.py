@@ -22,6 +22,7 @@ from rl4rec.genrec.grpo.trainer import train_grpo
 from rl4rec.genrec.model import load_model_dir
 from rl4rec.genrec.sft import SFTConfig, train_sft
 from rl4rec.runs import load_checkpoint
+from tests.genrec.multiproc import torchrun
 
 BASE = ["progress=false", "threads=1", "tracking.backends=[]"]
 #: a deliberately under-trained SFT model: 300 steps, test HR@1 ~0.28 where ~0.9 is reachable
@@ -222,8 +223,7 @@ def test_two_processes_give_the_same_update_as_one(sft_run, tmp_path):
               "eval_at_start=false", "eval_rows=20", "test_at_end=false", "micro_batch=3", "rollout_batch=3", "experiment=mp"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, str(script), *common, "run_name=one"], check=True, env=env, capture_output=True)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(29500 + os.getpid() % 1000)]
-    proc = subprocess.run([*torchrun, str(script), *common, "run_name=two"], env=env, capture_output=True, text=True)
+    proc = subprocess.run([*torchrun(), str(script), *common, "run_name=two"], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((tmp_path / "mp" / "two" / "test_results.json").read_text())["processes"] == 2
     one, _, _ = load_model_dir(tmp_path / "mp" / "one" / "model" / "last")
