@@ -166,15 +166,6 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 _BOUNDS = (("ge", operator.ge, ">="), ("gt", operator.gt, ">"), ("le", operator.le, "<="), ("lt", operator.lt, "<"))
 
 
-def _check_bounds(value: Any, meta: typing.Mapping[str, Any], key: str) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return
-    for name, ok, sym in _BOUNDS:
-        bound = meta.get(name)
-        if bound is not None and not ok(value, bound):
-            raise ConfigError(f"{key}: {value!r} is out of range (must be {sym} {bound})")
-
-
 def _unknown_key(cls: type, key: str, prefix: str) -> ConfigError:
     names = [f.name for f in dataclasses.fields(cls)]
     near = difflib.get_close_matches(key, names, n=3, cutoff=0.5)
@@ -194,7 +185,11 @@ def validate(cfg: Any, prefix: str = "") -> None:
         coerced = _coerce(value, hints[f.name], key)
         if coerced is not value:
             object.__setattr__(cfg, f.name, coerced)
-        _check_bounds(coerced, f.metadata, key)
+        numeric = isinstance(coerced, (int, float)) and not isinstance(coerced, bool)
+        for name, ok, sym in _BOUNDS:
+            bound = f.metadata.get(name)
+            if numeric and bound is not None and not ok(coerced, bound):
+                raise ConfigError(f"{key}: {coerced!r} is out of range (must be {sym} {bound})")
         if dataclasses.is_dataclass(coerced):
             validate(coerced, prefix=key + ".")
     post = getattr(cfg, "check", None)
