@@ -42,8 +42,6 @@ from rl4rec.tracking import Trackers, read_metrics
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoints"
-
 
 class RunDir:
     """The folder layout of a run, spelled in one place.
@@ -60,7 +58,7 @@ class RunDir:
 
     @property
     def checkpoints(self) -> Path:
-        return self.path / CHECKPOINT_DIR
+        return self.path / "checkpoints"
 
     def checkpoint(self, which: str | int) -> Path:
         """``last`` | ``best`` | a step number (``step_N.pt``)."""
@@ -121,10 +119,7 @@ def atomic_save_npy(path: Path, array) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temp file in the same directory, fsync, then ``os.replace``.
-
-    A crash before the rename leaves the previous file intact; readers never see a partial file.
-    """
+    """``torch.save`` to a temp file in the same directory, then rename (readers never see a partial file)."""
     _atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
@@ -257,7 +252,6 @@ class Run:
         self.dir = run_dir_for(cfg)
         self.name = self.dir.name
         self.layout = RunDir(self.dir)
-        self.ckpt_dir = self.layout.checkpoints
         self.key_metric = key_metric
         #: a follower (a non-main process of a multi-process run) reads the resume state and
         #: writes nothing: one process owns the folder
@@ -289,7 +283,7 @@ class Run:
                 f"or choose another run_name=..."
             )
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.ckpt_dir.mkdir(exist_ok=True)
+        self.layout.checkpoints.mkdir(exist_ok=True)
         self._attach_log_file()
         self._remove_torn_writes()
         apply_threads(cfg.threads)
@@ -341,7 +335,8 @@ class Run:
         last = self.layout.checkpoint("last")
         if not (self.cfg.resume and last.exists()):
             return False
-        steps = sorted(self.ckpt_dir.glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]) if p.stem.split("_")[1].isdigit() else -1)
+        steps = sorted(self.layout.checkpoints.glob("step_*.pt"),
+                       key=lambda p: int(p.stem.split("_")[1]) if p.stem.split("_")[1].isdigit() else -1)
         for path in [last, *reversed(steps)]:
             try:
                 self.resume_state = load_checkpoint(path)
@@ -431,11 +426,9 @@ class Run:
         if self.follower:
             return
         payload = {**state, "step": step, "rng": rng_state()}
-        atomic_torch_save(payload, self.ckpt_dir / "last.pt")
-        if keep:
-            atomic_torch_save(payload, self.ckpt_dir / f"step_{step}.pt")
-        if best:
-            atomic_torch_save(payload, self.ckpt_dir / "best.pt")
+        for which, wanted in (("last", True), (step, keep), ("best", best)):
+            if wanted:
+                atomic_torch_save(payload, self.layout.checkpoint(which))
         self._write_status("running")
 
     def _truncate_metrics(self, step: int) -> None:
