@@ -143,7 +143,12 @@ class Devices:
         return float(norm)
 
     def any(self, flag: bool) -> bool:
-        return any_process(flag, self.device)
+        """True on every process when ``flag`` is true on at least one (a stop, a new best)."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([int(flag)], device=self.device)
+        dist.all_reduce(t)
+        return bool(t.item())
 
     def wait(self) -> None:
         if self.world > 1:
@@ -196,15 +201,6 @@ def sum_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
     for p in parameters:
         if p.grad is not None:
             dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-
-
-def any_process(flag: bool, device: torch.device | str = "cpu") -> bool:
-    """True on every process when ``flag`` is true on at least one (a stop, a new best)."""
-    if world()[1] == 1:
-        return flag
-    t = torch.tensor([int(flag)], device=device)
-    dist.all_reduce(t)
-    return bool(t.item())
 
 
 def mean_over_processes(metrics: dict[str, float], device: torch.device | str = "cpu") -> dict[str, float]:
