@@ -186,15 +186,8 @@ class Task:
                 setattr(self, name, state[name])
 
     def save_model(self, folder, info: dict[str, Any]) -> None:
-        """Write a loadable model folder (``model/last``, ``model/best``); the default writes none."""
-
-    def save_models(self, step: int, best: bool, metrics: dict[str, float] | None) -> None:
-        """``model/last`` at every checkpoint, ``model/best`` on a new best (main process only)."""
-        if type(self).save_model is Task.save_model:
-            return
-        self.save_model(self.run.layout.model("last"), {"step": step})
-        if best:
-            self.save_model(self.run.layout.model("best"), {"step": step, "valid": metrics})
+        """Write a loadable model folder: :func:`fit` asks for ``model/last`` at every checkpoint and
+        ``model/best`` on a new best (main process only); the default writes none."""
 
     def summary(self) -> dict[str, Any]:
         """What the result file says of the run besides the loop's numbers (data, sizes)."""
@@ -243,8 +236,10 @@ def fit(cfg: LoopConfig, build, *, key_metric: str | None = None) -> dict[str, A
         def save(step: int, best: bool = False, metrics: dict | None = None, keep: bool = False) -> None:
             loop["last_step"] = step
             run.save_checkpoint({"task": task.state_dict(), "loop": dict(loop)}, step, keep=keep, best=best)
-            if dev.is_main:
-                task.save_models(step, best, metrics)
+            if dev.is_main and type(task).save_model is not Task.save_model:  # model/last, and model/best on a new best
+                task.save_model(run.layout.model("last"), {"step": step})
+                if best:
+                    task.save_model(run.layout.model("best"), {"step": step, "valid": metrics})
             saved["step"] = step
             dev.wait()
 
@@ -259,7 +254,8 @@ def fit(cfg: LoopConfig, build, *, key_metric: str | None = None) -> dict[str, A
                 else:
                     loop["bad"] += 1
                 run.log_metrics(metrics, step)
-                shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if _shown(k, v))
+                shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items()
+                                 if isinstance(v, float) and "/" in k and "ci95" not in k and not k.startswith("perf/"))
                 log.info("step %d/%d %s", step, task.total_steps, shown)
             return dev.any(improved), metrics
 
@@ -337,6 +333,3 @@ def format_run(head: str, result: dict[str, Any]) -> str:
     table = [result["table"]] if "table" in result else []
     return "\n".join([head, *table, f"results: {result['run_dir']}/test_results.json"])
 
-
-def _shown(key: str, value: Any) -> bool:
-    return isinstance(value, float) and "/" in key and "ci95" not in key and not key.startswith("perf/")
