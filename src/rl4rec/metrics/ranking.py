@@ -126,17 +126,12 @@ def _ranks_np(ranks: Any) -> np.ndarray:
     return r.astype(np.int64)
 
 
-def _check_k(k: int, num_candidates: int | None) -> None:
-    if k < 1:
-        raise ValueError(f"K must be >= 1, got {k}")
-    if num_candidates is not None and k > num_candidates:
-        raise ValueError(f"K={k} exceeds the {num_candidates} candidates per row (K must be <= beams)")
-
-
 def _mean_at_k(ranks: Any, k: int | None, num_candidates: int | None, gain) -> float:
     """Mean over rows of ``gain(rank)`` where rank < K and 0 elsewhere (``k=None``: no cut-off)."""
-    if k is not None:
-        _check_k(k, num_candidates)
+    if k is not None and k < 1:
+        raise ValueError(f"K must be >= 1, got {k}")
+    if k is not None and num_candidates is not None and k > num_candidates:
+        raise ValueError(f"K={k} exceeds the {num_candidates} candidates per row (K must be <= beams)")
     r = _ranks_np(ranks)
     if not r.size:
         return float("nan")
