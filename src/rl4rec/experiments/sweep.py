@@ -97,11 +97,9 @@ def expand(sweep: SweepConfig, base_dir: Path = Path(".")) -> list[Member]:
     """Every member run, in a stable order (method, grid point, seed)."""
     from rl4rec.registry import get_task
 
-    def load_base(name: str) -> dict[str, Any]:
-        return load_yaml(base_dir / name) if name else {}  # an absolute name stays absolute
-
     methods = dict(sweep.methods) or {"default": ()}
-    bases = {m: load_base(sweep.bases.get(m, sweep.base)) for m in methods}
+    # an absolute base name stays absolute
+    bases = {m: load_yaml(base_dir / b) if (b := sweep.bases.get(m, sweep.base)) else {} for m in methods}
     keys = list(sweep.grid)
     points = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(sweep.grid[k] for k in keys))]
     members, seen, by_cell = [], {}, {}
@@ -149,16 +147,6 @@ def _ready(member: Member, outcome: dict[str, str]) -> bool | None:
     if done is None:
         return False
     return None if done.startswith(("failed", "stopped")) else True
-
-
-def write_manifest(sweep: SweepConfig, members: list[Member]) -> None:
-    exp_dir = Path(sweep.runs_dir) / sweep.experiment
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    manifest = {
-        "sweep": to_dict(sweep),
-        "runs": [{"name": m.name, "method": m.method, "task": m.task, "point": m.point, "seed": m.seed} for m in members],
-    }
-    atomic_write_text(exp_dir / "sweep.json", json.dumps(manifest, indent=2))
 
 
 def _status(sweep: SweepConfig, member: Member) -> str:
@@ -297,7 +285,10 @@ def _exit_on_signal(signum, frame):  # noqa: ARG001
 def run_sweep(sweep: SweepConfig, base_dir: Path = Path(".")) -> dict[str, str]:
     """Run what is missing; returns run name -> outcome (finished / stopped / skipped / failed ...)."""
     members = expand(sweep, base_dir)
-    write_manifest(sweep, members)
+    exp_dir = Path(sweep.runs_dir) / sweep.experiment
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    runs = [{"name": m.name, "method": m.method, "task": m.task, "point": m.point, "seed": m.seed} for m in members]
+    atomic_write_text(exp_dir / "sweep.json", json.dumps({"sweep": to_dict(sweep), "runs": runs}, indent=2))
     outcome = {m.name: "skipped (finished)" for m in members if _status(sweep, m) == "finished"}
     todo = [m for m in members if m.name not in outcome]
     workers = sweep.workers or (os.cpu_count() or 1)
