@@ -53,10 +53,6 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _numeric(d: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in _flatten(d).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-
-
 _SEED_CURVE = re.compile(r"^(?P<key>.+)_seed(?P<seed>\d+)$")
 _PER_SEED = re.compile(r"^(?P<key>.+)_per_seed\.(?P<seed>\d+)$")
 
@@ -93,7 +89,8 @@ def collect(exp_dir: Path) -> tuple[list[RunRecord], dict[str, Any]]:
             method = re.sub(r"_seed\d+$", "", run["name"])
             column, seed = "all", int(config.get("seed", 0))
         result_file = next((run_dir / f for f in RESULT_FILES if (run_dir / f).exists()), None)
-        results = _numeric(json.loads(result_file.read_text())) if result_file else {}
+        flat = _flatten(json.loads(result_file.read_text())) if result_file else {}
+        results = {k: float(v) for k, v in flat.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         curves: dict[str, list[tuple[int, float]]] = defaultdict(list)
         seed_curves: dict[int, dict[str, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
         for rec in read_metrics(run_dir / "metrics.jsonl"):
