@@ -110,11 +110,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except ConfigError as err:
-        print(f"rl4rec: config error: {err}", file=sys.stderr)
-        return 2
-    except (RunExistsError, FileNotFoundError, FileExistsError, InputError, NonFiniteError) as err:  # the message names the file, line or key
-        print(f"rl4rec: error: {err}", file=sys.stderr)
+    except (ConfigError, RunExistsError, FileNotFoundError, FileExistsError, InputError, NonFiniteError) as err:
+        # the message names the file, line or key: one line, no traceback
+        print(f"rl4rec: {'config error' if isinstance(err, ConfigError) else 'error'}: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rl4rec: interrupted", file=sys.stderr)
