@@ -18,8 +18,7 @@ def run_spec(spec: dict[str, Any]) -> Any:
     from rl4rec.registry import get_task
 
     cfg_cls, train = get_task(spec["task"])
-    cfg = from_dict(cfg_cls, spec["config"])
-    return train(cfg)
+    return train(from_dict(cfg_cls, spec["config"]))
 
 
 def main(argv: list[str] | None = None) -> int:
