@@ -36,7 +36,6 @@ __all__ = [
     "world",
     "all_gather_rows",
     "sum_gradients",
-    "any_process",
     "mean_over_processes",
     "default_device",
 ]
