@@ -183,6 +183,7 @@ def _split_worker(rank: int, world: int, init_file: str, out_file: str) -> None:
     sum_gradients(policy.parameters())
     if rank == 0:
         torch.save({"adv_rows": adv, "grad": policy.weight.grad.clone()}, out_file)
+    dist.barrier()  # both ranks are done before gloo is torn down (an early teardown can abort the peer)
     dist.destroy_process_group()
 
 

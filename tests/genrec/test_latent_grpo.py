@@ -136,6 +136,9 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         _run_steps(llm, prompts, targets, LatentRLConfig(group_size=4), steps=2, rank=rank, world=world)
         if rank == 0:
             torch.save(llm.latent.state_dict(), os.path.join(out_dir, "two.pt"))
+        # Tearing gloo down while the peer is still mid-collective aborts the process ("terminate
+        # called without an active exception"), seen once under xdist; both ranks meet here first.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
