@@ -114,12 +114,12 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_save_npy(path: Path, array) -> None:
-    """``np.save`` to a temp file in the same directory, then rename (readers never see a partial file)."""
+    """``np.save`` to a temp file in the same directory, fsync, rename (readers never see a partial file)."""
     _atomic_write(Path(path), lambda fh: np.save(fh, np.asarray(array), allow_pickle=False))
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temp file in the same directory, then rename (readers never see a partial file)."""
+    """``torch.save`` to a temp file in the same directory, fsync, rename (readers never see a partial file)."""
     _atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
