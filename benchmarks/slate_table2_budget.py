@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from _runs import sweep_args
-from rl4rec.experiments.report import collect
+from rl4rec.experiments.report import collect, curve_band
 from rl4rec.metrics.stats import mean_ci, paired_ttest, welch_ttest
 from slate_table2 import PAPER, cpu_model
 
@@ -58,10 +58,7 @@ def band(curves: list[list]) -> dict[str, list] | None:
     by_seed = [dict((int(s), v) for s, v in c) for c in curves if c]
     if len(by_seed) < len(curves) or not by_seed:
         return None
-    steps = sorted(set.intersection(*(set(d) for d in by_seed)))
-    cis = [mean_ci([d[s] for d in by_seed]) if len(by_seed) > 1 else None for s in steps]
-    means = [ci.mean if ci else by_seed[0][s] for ci, s in zip(cis, steps, strict=True)]
-    half = [ci.half_width if ci else 0.0 for ci in cis]
+    steps, means, half = curve_band(by_seed)
     return {"steps": steps, "val_mean": means, "val_ci95": half}
 
 

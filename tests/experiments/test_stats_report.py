@@ -108,3 +108,13 @@ def test_non_finite_seeds_are_left_out_and_said(caplog):
     assert "1 run(s) of a @ x have a non-finite value" in caplog.text and "2 run(s) of b @ x" in caplog.text
     md = "\n".join(_metric_tables([table]))
     assert "(n=2)** ⚠ 1 non-finite left out" in md and "| b | — ⚠ 2 non-finite left out |" in md
+
+
+def test_curve_band_by_hand():
+    """Steps common to every seed only; the CI half-width is t(0.975, n-1) * sd / sqrt(n), 0 for one seed."""
+    from rl4rec.experiments.report import curve_band
+
+    steps, mean, half = curve_band([{0: 1.0, 10: 3.0}, {0: 3.0, 10: 5.0, 20: 9.0}])
+    assert (steps, mean) == ([0, 10], [2.0, 4.0])
+    assert half == pytest.approx([12.7062047, 12.7062047])  # sd = sqrt(2), n = 2
+    assert curve_band([{5: 7.0}]) == ([5], [7.0], [0.0]) and curve_band([]) == ([], [], [])

@@ -202,6 +202,13 @@ def parameters(
     return shared, per_method
 
 
+def curve_band(series: list[dict[int, float]]) -> tuple[list[int], list[float], list[float]]:
+    """Steps every seed reached, the mean over seeds there and its 95% t-CI half-width (0 for one seed)."""
+    steps = sorted(set.intersection(*(set(s) for s in series))) if series else []
+    stats = [mean_ci([s[t] for s in series]) for t in steps]
+    return steps, [st.mean for st in stats], [st.half_width if math.isfinite(st.half_width) else 0.0 for st in stats]
+
+
 def plot_curves(records: list[RunRecord], out_dir: Path, prefix: str = "") -> list[Path]:
     """One PNG per (curve metric, column): mean over seeds with a 95% t-CI band, per method."""
     import matplotlib
@@ -220,12 +227,10 @@ def plot_curves(records: list[RunRecord], out_dir: Path, prefix: str = "") -> li
                 series = [dict(r.curves[key]) for r in records if r.method == m and r.column == col and key in r.curves]
                 if not series:
                     continue
-                steps = sorted(set.intersection(*(set(s) for s in series)))
+                steps, mean, half = curve_band(series)
                 if not steps:
                     continue
-                stats = [mean_ci([s[t] for s in series]) for t in steps]
-                mean = np.array([s.mean for s in stats])
-                half = np.array([0.0 if not math.isfinite(s.half_width) else s.half_width for s in stats])
+                mean, half = np.array(mean), np.array(half)
                 ax.plot(steps, mean, label=f"{m} (n={len(series)})")
                 ax.fill_between(steps, mean - half, mean + half, alpha=0.2)
             if not ax.lines:
