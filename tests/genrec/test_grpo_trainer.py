@@ -17,7 +17,8 @@ from rl4rec.config import ConfigError, apply_overrides
 from rl4rec.genrec.artifacts import load_sft_run
 from rl4rec.genrec.grpo.config import GRPOConfig
 from rl4rec.genrec.grpo.logprobs import completion_logprobs, trie_allowed
-from rl4rec.genrec.grpo.rollout import generate_rollouts, select_group
+from rl4rec.genrec.decoding import constrained_beam_search, constrained_sample
+from rl4rec.genrec.grpo.rollout import generate_rollouts, mixed_split, select_group
 from rl4rec.genrec.grpo.trainer import train_grpo
 from rl4rec.genrec.model import load_model_dir
 from rl4rec.genrec.sft import SFTConfig, train_sft
@@ -165,6 +166,39 @@ def test_rollouts_beam_sample_dynamic_and_add_gt(sft_run):
         assert len(set(rest[:n_distinct])) == n_distinct
 
 
+def test_mixed_split_rounds_and_keeps_one_of_each():
+    assert [mixed_split(16, 0.5), mixed_split(8, 0.25), mixed_split(32, 0.6), mixed_split(2, 0.9), mixed_split(3, 0.01)] == [8, 2, 19, 1, 1]
+    with pytest.raises(ValueError, match="group_size >= 2"):
+        mixed_split(1, 0.5)
+
+
+def test_mixed_rollouts_are_beams_then_samples(sft_run):
+    """rollout=mixed: the first round(share*G) completions of a group are the beam search's best
+    distinct items in beam order, the rest the constrained samples of the same generator; ranks
+    order the whole group by log-prob."""
+    loaded = load_sft_run(sft_run)
+    trie, ds = loaded.trie, loaded.dataset
+    from rl4rec.genrec.prompts import PromptBuilder, prompt_ids
+
+    rows = ds.valid[:5]
+    prompts = [prompt_ids(loaded.builder, loaded.tokenizer, s, max_len=256)[0] for s in PromptBuilder.seq_samples("seq_sid2sid", rows)]
+    targets = torch.tensor([e.target_item_id for e in rows])
+    mix = generate_rollouts(loaded.model, prompts, targets, torch.arange(5), trie, group_size=8, mode="mixed", beam_share=0.25,
+                            generator=torch.Generator().manual_seed(4))
+    beam = constrained_beam_search(loaded.model, prompts, trie, num_beams=2)
+    smp = constrained_sample(loaded.model, prompts, trie, num_samples=6, generator=torch.Generator().manual_seed(4))
+    sids = mix.sid_index.view(5, 8)
+    assert sids[:, :2].tolist() == beam.sid_index.tolist()
+    assert sids[:, 2:].tolist() == smp.sid_index.tolist()
+    assert_close(mix.tokens.view(5, 8, -1)[:, :2], beam.token_ids)
+    scores = torch.cat([beam.scores, smp.scores], 1)
+    for r in range(5):  # brute force: rank = number of completions with a higher score (ties by position)
+        want = [sum(scores[r, j] > scores[r, i] or (scores[r, j] == scores[r, i] and j < i) for j in range(8)) for i in range(8)]
+        assert mix.ranks.view(5, 8)[r].tolist() == want
+    with pytest.raises(ConfigError, match="dynamic_sampling"):
+        _grpo(sft_run, Path("unused"), "rollout=mixed", "dynamic_sampling=true")
+
+
 def _hr1(res):
     return res["test"]["hr@1"]
 
@@ -174,8 +208,9 @@ def _hr1(res):
     [
         ["rollout=beam", "max_steps=40", "lr=1e-3", "eval_every=20"],
         ["rollout=sample", "max_steps=60", "lr=5e-4", "eval_every=30"],
+        ["rollout=mixed", "max_steps=60", "lr=1e-3", "eval_every=20"],
     ],
-    ids=["beam", "sample"],
+    ids=["beam", "sample", "mixed"],
 )
 def test_grpo_raises_hr1_of_an_undertrained_sft_model(sft_run, tmp_path, extra):
     """rule + ndcg_rule rewards; the SFT model's test HR@1 is ~0.28. ~15 s each on one core."""

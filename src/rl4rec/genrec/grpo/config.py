@@ -93,7 +93,10 @@ class GRPOConfig(GRPOCommon):
 
     tasks: GRPOTaskMix = field(default_factory=GRPOTaskMix, help="prompt mixture (SID-answer tasks)")
     seq_title2sid_rows: int = field(10000, "seq_title2sid uses a fixed random sample of at most this many train rows (spec §7.1; never crashes on fewer)", ge=1)
-    rollout: Literal["beam", "sample", "sample_dedup"] = field("beam", "beam: the G best distinct items; sample: G constrained samples; sample_dedup: distinct samples first")
+    rollout: Literal["beam", "sample", "sample_dedup", "mixed"] = field(
+        "beam", "beam: the G best distinct items; sample: G constrained samples; sample_dedup: distinct samples first; mixed: beam_share x G beams, the rest samples"
+    )
+    beam_share: float = field(0.5, "rollout=mixed: share of each group from beam search (rounded; at least 1 beam and 1 sample)", gt=0.0, lt=1.0)
     dynamic_sampling: bool = field(False, "sampling rollouts: oversample, then every copy of the target first, then distinct items (spec §7.3)")
     oversample: float = field(1.5, "sample_dedup / dynamic_sampling draw oversample x G per prompt", ge=1.0)
     add_gt: bool = field(False, "replace the last completion of each group by the target's (with EOS)")
@@ -120,8 +123,8 @@ class GRPOConfig(GRPOCommon):
             item_tasks = [t for t in ("title2sid", "desc2sid") if t in self.tasks.weights()]
             if item_tasks:
                 raise ConfigError(f"rewards: cf scores a history; the item tasks {item_tasks} have none (set tasks.<task>=0)")
-        if self.rollout == "beam" and self.dynamic_sampling:
-            raise ConfigError("dynamic_sampling applies to sampling rollouts (rollout=sample or sample_dedup), not beam")
+        if self.rollout in ("beam", "mixed") and self.dynamic_sampling:
+            raise ConfigError(f"dynamic_sampling applies to sampling rollouts (rollout=sample or sample_dedup), not {self.rollout}")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import torch
 from rl4rec.config import ConfigError
 from rl4rec.genrec.grpo.config import GRPOConfig, TextGRPOConfig
 from rl4rec.genrec.grpo.rewards import RewardContext, Rollouts, ground_texts
-from rl4rec.genrec.grpo.rollout import RolloutBatch, generate_rollouts, merge_rollouts
+from rl4rec.genrec.grpo.rollout import RolloutBatch, generate_rollouts, merge_rollouts, mixed_split
 from rl4rec.training import reported_ks
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,9 @@ class SIDFamily:
         self.weights = cfg.tasks.weights()  # the prompt mixture's task weights
         _warn_untrained(loaded, self.weights)
         self.trie = loaded.trie.to(device)
-        if cfg.rollout == "beam" and cfg.group_size > self.trie.num_sids:
-            raise ConfigError(f"group_size={cfg.group_size} distinct beams, but the catalog has only {self.trie.num_sids} distinct SIDs")
+        beams = {"beam": cfg.group_size, "mixed": mixed_split(cfg.group_size, cfg.beam_share)}.get(cfg.rollout, 0)
+        if beams > self.trie.num_sids:
+            raise ConfigError(f"{cfg.rollout} rollouts: {beams} distinct beams, but the catalog has only {self.trie.num_sids} distinct SIDs")
         self.lp_trie = self.trie if cfg.logprob_space == "trie" else None
         self.pad_id = self.trie.pad_id
         self.ks = reported_ks(cfg.ks, cfg.select_metric, cfg.eval_beams)
@@ -107,7 +108,7 @@ class SIDFamily:
             generate_rollouts(
                 policy, batch.prompts[c : c + cfg.rollout_batch], batch.targets[c : c + cfg.rollout_batch], batch.prompt_ids[c : c + cfg.rollout_batch],
                 self.trie, group_size=cfg.group_size, mode=cfg.rollout, temperature=cfg.temperature, dynamic_sampling=cfg.dynamic_sampling,
-                oversample=cfg.oversample, add_gt=cfg.add_gt, generator=generator,
+                oversample=cfg.oversample, add_gt=cfg.add_gt, beam_share=cfg.beam_share, generator=generator,
             )
             for c in range(0, b, cfg.rollout_batch)
         ], self.pad_id)

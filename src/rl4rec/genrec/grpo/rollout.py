@@ -7,6 +7,9 @@ Modes (spec genrec.md §7.3):
 - ``sample``: G independent constrained samples; duplicates are frequent.
 - ``sample_dedup``: ``oversample x G`` samples, then the distinct items first (most frequent
   first), then repeats to fill G.
+- ``mixed``: the ``beams = round(beam_share x G)`` best distinct items by beam search, then
+  G - beams independent constrained samples (which may repeat a beam item): the beam half finds
+  the likely items, the sampled half keeps some of the policy's own spread.
 - ``dynamic_sampling`` (sampling modes): as ``sample_dedup`` but every copy of the target comes
   first (upstream's selection, spec §7.3).
 
@@ -18,16 +21,16 @@ the group's last slot, with EOS (upstream drops it, §12.6). All selection is ba
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 import torch
 
-from rl4rec.genrec.decoding import ItemTrie, constrained_beam_search, constrained_sample
+from rl4rec.genrec.decoding import Decoded, ItemTrie, constrained_beam_search, constrained_sample
 
 __all__ = ["RolloutBatch", "generate_rollouts", "merge_rollouts", "select_group", "RolloutMode"]
 
-RolloutMode = Literal["beam", "sample", "sample_dedup"]
+RolloutMode = Literal["beam", "sample", "sample_dedup", "mixed"]
 
 
 @dataclass
@@ -83,6 +86,18 @@ def select_group(sids: torch.Tensor, scores: torch.Tensor, target_sid: torch.Ten
     return order[:, :g]
 
 
+def mixed_split(group_size: int, beam_share: float) -> int:
+    """Beam completions of a mixed group: ``round(beam_share * G)``, at least 1 and at most G - 1."""
+    if group_size < 2:
+        raise ValueError(f"rollout=mixed needs group_size >= 2 (one beam, one sample), got {group_size}")
+    return min(group_size - 1, max(1, round(beam_share * group_size)))
+
+
+def _concat_decoded(a: Decoded, b: Decoded) -> Decoded:
+    """The candidates of ``a`` then those of ``b``, per prompt (both decode the same trie: same width)."""
+    return Decoded(*(torch.cat([getattr(a, f.name), getattr(b, f.name)], 1) for f in fields(Decoded)))
+
+
 def _ranks_by_score(scores: torch.Tensor) -> torch.Tensor:
     """Rank of each completion in its row by score (0 = highest), ties by position."""
     order = torch.argsort(scores, dim=1, descending=True, stable=True)
@@ -103,6 +118,7 @@ def generate_rollouts(
     dynamic_sampling: bool = False,
     oversample: float = 1.5,
     add_gt: bool = False,
+    beam_share: float = 0.5,
     generator: torch.Generator | None = None,
 ) -> RolloutBatch:
     """G completions for each of the B ``prompts`` (their ``targets`` and global ``prompt_ids``)."""
@@ -116,8 +132,14 @@ def generate_rollouts(
         elif mode in ("sample", "sample_dedup"):
             n = max(g, int(oversample * g)) if pick else g
             out = constrained_sample(model, prompts, trie, num_samples=n, temperature=temperature, generator=generator)
+        elif mode == "mixed":
+            nb = mixed_split(g, beam_share)
+            out = _concat_decoded(
+                constrained_beam_search(model, prompts, trie, num_beams=nb, temperature=temperature),
+                constrained_sample(model, prompts, trie, num_samples=g - nb, temperature=temperature, generator=generator),
+            )
         else:
-            raise ValueError(f"unknown rollout mode {mode!r}; choose beam, sample or sample_dedup")
+            raise ValueError(f"unknown rollout mode {mode!r}; choose beam, sample, sample_dedup or mixed")
     finally:
         model.train(was_training)
     dev = out.sid_index.device
