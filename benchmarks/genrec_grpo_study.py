@@ -3,6 +3,8 @@
 
     rl4rec sweep configs/genrec/study/grpo_study.yaml workers=2     # or grpo_study_pilot.yaml (seed 0, 4 arms)
     python benchmarks/genrec_grpo_study.py                         # -> benchmarks/results/genrec_grpo_study.json
+    rl4rec sweep configs/genrec/study/grpo_study_round2.yaml       # round 2: G=64, mixed beam/sample groups
+    python benchmarks/genrec_grpo_study.py --experiment genrec-grpo-study-round2 --out benchmarks/results/genrec_grpo_study_round2.json
 
 Per arm: validation NDCG@10 of the selected checkpoint (``best_valid``; the only number an arm is
 chosen by), test HR/NDCG@10/20, the share of beam/sample groups whose rewards do not vary (no
@@ -28,6 +30,7 @@ from rl4rec.metrics.stats import mean_ci, paired_ttest
 from rl4rec.tracking import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
+SWEEP_FILES = {"genrec-grpo-study": "grpo_study", "genrec-grpo-study-round2": "grpo_study_round2"}  # experiment -> its sweep file
 
 
 def _summary(values: list[float]) -> dict:
@@ -67,8 +70,9 @@ def main() -> None:
     result = {
         "claim": "GRPO arms on Industrial_and_Scientific, each one change from the baseline arm, from the SFT model of the same seed; "
                  "an arm is chosen by validation NDCG@10 only",
-        "commands": [f"rl4rec sweep configs/genrec/study/{'grpo_study_pilot' if len(sft) == 1 else 'grpo_study'}.yaml",
-                     "python benchmarks/genrec_grpo_study.py"],
+        "commands": [f"rl4rec sweep configs/genrec/study/{SWEEP_FILES.get(args.experiment, 'grpo_study')}.yaml" if len(sft) > 1 else
+                     "rl4rec sweep configs/genrec/study/grpo_study_pilot.yaml",
+                     "python benchmarks/genrec_grpo_study.py" + ("" if args.experiment == "genrec-grpo-study" else f" --experiment {args.experiment} --out {args.out}")],
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__},
         "seeds_finished": sorted(sft),
         # arms of the sweep file with fewer finished seeds than SFT (stopped or not run yet): not in the choice

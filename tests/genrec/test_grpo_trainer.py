@@ -15,9 +15,9 @@ from torch.testing import assert_close
 from rl4rec.cli import main
 from rl4rec.config import ConfigError, apply_overrides
 from rl4rec.genrec.artifacts import load_sft_run
+from rl4rec.genrec.decoding import constrained_beam_search, constrained_sample
 from rl4rec.genrec.grpo.config import GRPOConfig
 from rl4rec.genrec.grpo.logprobs import completion_logprobs, trie_allowed
-from rl4rec.genrec.decoding import constrained_beam_search, constrained_sample
 from rl4rec.genrec.grpo.rollout import generate_rollouts, mixed_split, select_group
 from rl4rec.genrec.grpo.trainer import train_grpo
 from rl4rec.genrec.model import load_model_dir

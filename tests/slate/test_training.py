@@ -12,8 +12,9 @@ import time
 import pytest
 
 from rl4rec.config import ConfigError, apply_overrides
-from rl4rec.runs import load_checkpoint, read_status
+from rl4rec.runs import load_checkpoint, read_status, run_dir_for
 from rl4rec.slate.train import SlateTrainConfig, retest_run, train_slate
+from rl4rec.tracking import read_metrics
 
 FAST = ["threads=1", "progress=false", "tracking.backends=[]", "val_users=50", "test_users=200"]
 
@@ -214,3 +215,30 @@ def test_mf_pretraining_end_to_end_feeds_sac_topk_mf(tmp_path, shared_data, monk
     run = train_slate(_cfg(tmp_path, "agent=sac", "ranker=topk_mf", f"mf_embeddings={result['mf_embeddings']}", "steps=4",
                            "random_steps=2", "batch_size=2", "val_users=10", "test_users=20"))
     assert math.isfinite(run["test/return"]) and run["steps"] == 4
+
+
+def test_gems_cache_gives_the_run_it_would_have_been(tmp_path, shared_data):
+    """A run whose GeMS comes from gems_cache has the same metrics and test return as the run that
+    pretrained it (and as a run without the cache); other pretraining settings miss the cache."""
+    common = ["agent=sac", "ranker=gems", "steps=30", "random_steps=10", "eval_every=15", "pretrain.sessions=60", "pretrain.epochs=2",
+              "pretrain.bounds_sessions=20", f"gems_cache={tmp_path / 'cache'}"]
+
+    def metrics(cfg):
+        return [{k: v for k, v in r.items() if k != "time" and not k.startswith("perf/")} for r in read_metrics(run_dir_for(cfg) / "metrics.jsonl")]
+
+    cfgs = {name: _cfg(tmp_path / name, *(common[:-1] if name == "plain" else common)) for name in ("plain", "a", "b")}
+    plain = train_slate(cfgs["plain"])
+    first = train_slate(cfgs["a"])
+    cached = sorted((tmp_path / "cache").glob("gems_focused_topdown_*.pt"))
+    assert len(cached) == 1
+    stamp = cached[0].stat().st_mtime_ns
+    second = train_slate(cfgs["b"])
+    assert cached[0].stat().st_mtime_ns == stamp  # loaded, not pretrained again
+    assert not (run_dir_for(cfgs["b"]) / "logs").exists()  # no logged data generated either
+    assert first["test/return"] == second["test/return"] == plain["test/return"]
+    assert metrics(cfgs["a"]) == metrics(cfgs["b"]) == metrics(cfgs["plain"])
+    assert any("eval/gems_val_loss" in r for r in metrics(cfgs["b"]))  # pretraining's records are replayed
+    train_slate(_cfg(tmp_path / "c", *common, "pretrain.epochs=1"))
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2
+    with pytest.raises(ConfigError, match="not both"):
+        _cfg(tmp_path, *common, "gems_checkpoint=x.pt")

@@ -50,7 +50,7 @@ class SlateTrainConfig(LoopConfig):
 
     NAME_KEYS = ("agent", "ranker", "env")
     #: compiled and eager turns compute the same episodes (up to float rounding): one run name
-    NAME_EXCLUDE = (*LoopConfig.NAME_EXCLUDE, "compile")
+    NAME_EXCLUDE = (*LoopConfig.NAME_EXCLUDE, "compile", "gems_cache")  # a cached GeMS is the GeMS the run would pretrain
 
     experiment: str = field("slate", "experiment name")
     agent: Literal["sac", "reinforce", "slateq", "random", "sto"] = field("sac", "agent", short="")
@@ -72,6 +72,7 @@ class SlateTrainConfig(LoopConfig):
     gems: GeMSConfig = field(default_factory=GeMSConfig, help="GeMS architecture and loss")
     pretrain: PretrainConfig = field(default_factory=PretrainConfig, help="GeMS pretraining (when no checkpoint is given)")
     gems_checkpoint: str = field("", "pretrained GeMS (.pt from `rl4rec slate pretrain`); empty pretrains inline")
+    gems_cache: str = field("", "folder of pretrained GeMS shared by runs, keyed by all pretraining reads: a run loads its GeMS from there or pretrains and adds it (empty: always pretrain)")
     compile: bool = field(False, "torch.compile each episode turn (simulator; SAC's belief, policy and ranker); eager is the reference")
 
     def check(self) -> None:
@@ -81,6 +82,8 @@ class SlateTrainConfig(LoopConfig):
         if self.ranker not in AGENT_RANKERS[self.agent]:
             raise ConfigError(f"ranker: agent {self.agent!r} works with {', '.join(AGENT_RANKERS[self.agent])}, not {self.ranker!r}")
         check_env_key(self.env)
+        if self.gems_checkpoint and self.gems_cache:
+            raise ConfigError("gems_checkpoint and gems_cache: give a pretrained GeMS or a cache folder, not both")
 
     @property
     def seed_list(self) -> tuple[int, ...]:
@@ -135,8 +138,18 @@ def build_gems(
 
     if logs_dir is None:
         raise ValueError("build_gems needs logs_dir to pretrain inline")
+    if cfg.gems_cache:
+        from rl4rec.slate.rankers import gems_cache
+
+        inputs = gems_cache.cache_inputs(sim, cfg.gems, cfg.pretrain, seeds)
+        path = gems_cache.cache_path(cfg.gems_cache, inputs)
+        hit = gems_cache.load_cached(path, gems, log_fn)
+        if hit is not None:
+            return gems, *hit
     logs = cached_logs(logs_dir, sim.config, cfg.pretrain.sessions, seed=cfg.pretrain.logs_seed, progress=cfg.progress)
-    _, center, scale = pretrain_on_logs(gems, logs, cfg.pretrain, seed=seeds[0], log_fn=log_fn, progress=cfg.progress, check_stop=check_stop)
+    history, center, scale = pretrain_on_logs(gems, logs, cfg.pretrain, seed=seeds[0], log_fn=log_fn, progress=cfg.progress, check_stop=check_stop)
+    if cfg.gems_cache:
+        gems_cache.save_cached(path, gems, center, scale, history, inputs)
     return gems, center, scale
 
 
