@@ -19,6 +19,7 @@ here replaces its entry). The sweeps are resumable, so the file grows as cells f
 from __future__ import annotations
 
 import json
+import statistics
 import platform
 from pathlib import Path
 
@@ -85,7 +86,8 @@ def compare(row_a: dict, row_b: dict, name_a: str, name_b: str) -> dict:
     paired = paired_ttest([ta[s] for s in common], [tb[s] for s in common]) if len(common) > 1 else (None, None)
     return {"a": name_a, "b": name_b, "env": row_a["env"], "steps": row_a["steps"],
             "mean_a": row_a["mean"], "mean_b": row_b["mean"], "diff": row_a["mean"] - row_b["mean"],
-            "welch_p": welch_ttest(row_a["test_returns"], row_b["test_returns"])[1], "paired_seeds": len(common),
+            "welch_p": welch_ttest(row_a["test_returns"], row_b["test_returns"])[1] if min(len(ta), len(tb)) > 1 else None,
+            "paired_seeds": len(common), "paired_diff": statistics.mean(ta[s] - tb[s] for s in common) if common else None,
             "paired_p": paired[1], "val_ahead_from_step": ahead_from(row_a.get("curve"), row_b.get("curve"))}
 
 
@@ -186,7 +188,8 @@ def main() -> None:
         ci = f" ± {r['ci95']:.1f}" if r["ci95"] is not None else ""
         print(f"{r['method']:<20} {r['env']} {r['steps']} {r['alpha']}: {r['mean']:.1f}{ci} over {len(r['seeds'])} seeds")
     for c in comparisons:
-        print(f"{c['a']} vs {c['b']} ({c['alpha']}): {c['diff']:+.1f}, Welch p={c['welch_p']:.3g}, paired p={c['paired_p']}")
+        print(f"{c['a']} vs {c['b']} ({c['alpha']}): {c['diff']:+.1f}, Welch p={c['welch_p']}, paired over {c['paired_seeds']} seeds "
+              f"{c['paired_diff']:+.1f}, p={c['paired_p']}")
 
 
 if __name__ == "__main__":
