@@ -19,8 +19,8 @@ here replaces its entry). The sweeps are resumable, so the file grows as cells f
 from __future__ import annotations
 
 import json
-import statistics
 import platform
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ import torch
 from _runs import sweep_args
 from rl4rec.experiments.report import collect, curve_band
 from rl4rec.metrics.stats import mean_ci, paired_ttest, welch_ttest
+from rl4rec.tracking import read_metrics
 from slate_table2 import PAPER, cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,17 +42,31 @@ METHODS = ("STO", "Random", "REINFORCE+SoftMax", "SAC+TopK(ideal)", "SAC+TopK(MF
 PAIRS = (("SAC+GeMS", "SAC+TopK(MF)"), ("SAC+GeMS", "REINFORCE+SoftMax"), ("SAC+GeMS", "SAC+TopK(ideal)"))
 
 
-def previous_runs(out: Path) -> dict[tuple, dict[int, tuple[float, list, str]]]:
-    """(method, env, steps, alpha) -> {seed: (test return, validation curve, CPU)} of the committed file."""
+def previous_runs(out: Path) -> dict[tuple, dict[int, tuple]]:
+    """(method, env, steps, alpha) -> {seed: (test return, validation curve, CPU, wall times)} of the committed file."""
     if not out.is_file():
         return {}
     data = json.loads(out.read_text())
-    runs: dict[tuple, dict[int, tuple[float, list, str]]] = {}
+    runs: dict[tuple, dict[int, tuple]] = {}
     for r in data["rows"]:
-        cpus = r.get("cpus") or [data["machine"]["cpu"]] * len(r["seeds"])
+        n = len(r["seeds"])
+        cpus = r.get("cpus") or [data["machine"]["cpu"]] * n
+        walls = r.get("wall") or [None] * n
         runs[(r["method"], r["env"], r["steps"], r["alpha"])] = {
-            s: (t, c, cpu) for s, t, c, cpu in zip(r["seeds"], r["test_returns"], r["val_curves"], cpus, strict=True)}
+            s: (t, c, cpu, w) for s, t, c, cpu, w in zip(r["seeds"], r["test_returns"], r["val_curves"], cpus, walls, strict=True)}
     return runs
+
+
+def wall_times(metrics: list[dict]) -> dict[str, float | None]:
+    """What a real run's log says about its speed: the median wall seconds of a learning step
+    (``perf/step_s``: episode, replay buffer and update), the run's last ``perf/steps_per_s``
+    (validations, checkpoints and logging included, since the loop's last start: a resumed run counts
+    from its resume) and the median seconds per GeMS pretraining epoch (None without GeMS)."""
+    steps = [m for m in metrics if "perf/step_s" in m and any(k.startswith("losses/") for k in m)]
+    epochs = [m["time"] for m in metrics if "train/gems_loss" in m]
+    return {"step_s": statistics.median(m["perf/step_s"] for m in steps) if steps else None,
+            "steps_per_s_overall": steps[-1]["perf/steps_per_s"] if steps else None,
+            "gems_epoch_s": statistics.median(b - a for a, b in zip(epochs[:-1], epochs[1:], strict=True)) if len(epochs) > 1 else None}
 
 
 def band(curves: list[list]) -> dict[str, list] | None:
@@ -139,17 +154,18 @@ def main() -> None:
         for r in records:
             if r.status == "finished" and "test/return" in r.results:
                 key = (r.method, r.column, int(r.config.get("steps", 0)), alpha)
-                runs.setdefault(key, {})[r.seed] = (r.results["test/return"], r.curves.get("eval/return", []), cpu_model())
+                wall = wall_times(read_metrics(exp_dir / r.name / "metrics.jsonl"))
+                runs.setdefault(key, {})[r.seed] = (r.results["test/return"], r.curves.get("eval/return", []), cpu_model(), wall)
     order = {m: i for i, m in enumerate(METHODS)}
     rows = []
     for (method, env, steps, alpha), by_seed in sorted(runs.items(), key=lambda kv: (kv[0][3], kv[0][1], order.get(kv[0][0], 99))):
         seeds = list(by_seed)
-        tests, curves, cpus = ([by_seed[s][i] for s in seeds] for i in range(3))
+        tests, curves, cpus, walls = ([by_seed[s][i] for s in seeds] for i in range(4))
         ci = mean_ci(tests) if len(tests) > 1 else None
         paper = PAPER.get(method, (None,) * 3)[ENV_INDEX[env]] if env in ENV_INDEX else None
         rows.append({"method": method, "env": env, "steps": steps, "alpha": alpha, "seeds": seeds, "test_returns": tests,
                      "mean": ci.mean if ci else tests[0], "ci95": ci.half_width if ci else None,
-                     "paper_100k_steps": paper, "cpus": cpus, "val_curves": curves, "curve": band(curves)})
+                     "paper_100k_steps": paper, "cpus": cpus, "wall": walls, "val_curves": curves, "curve": band(curves)})
     cell = {(r["method"], r["env"], r["steps"], r["alpha"]): r for r in rows}
     comparisons = []
     for (method, env, steps, alpha), row in cell.items():
@@ -180,7 +196,11 @@ def main() -> None:
                   "paper_100k_steps: GeMS (WSDM 2023) Table 2 at 100,000 steps, not the budget of these rows",
                   "cpus: the CPU each seed ran on; the sweep spans sessions on different machines, and a learning agent's run "
                   "differs between CPU models through float rounding (slate_table2_rerun.json): a seed reproduces on its CPU model",
-                  "curve: the validation return (200 users, deterministic policy) at the steps every seed of the cell reached"],
+                  "curve: the validation return (200 users, deterministic policy) at the steps every seed of the cell reached",
+                  "wall: per seed, from the run's own metrics.jsonl: step_s, the median seconds of a learning step "
+                  "(episode with compiled turns, replay buffer, eager update); steps_per_s_overall, validations and "
+                  "checkpoints included (since the run's last resume); gems_epoch_s, the median seconds per GeMS "
+                  "pretraining epoch (10,000 sessions); one thread each, with another run on the 2-core machine"],
     }
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}: {len(rows)} cells, {sum(len(r['seeds']) for r in rows)} finished runs" + (f"; {FIGURE}" if drew else ""))
