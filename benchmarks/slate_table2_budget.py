@@ -13,6 +13,7 @@ here replaces its entry). The sweeps are resumable, so the file grows as cells f
     rl4rec sweep configs/slate/table2/sweep_budget.yaml
     rl4rec sweep configs/slate/table2/sweep_budget_fixed_alpha.yaml
     rl4rec sweep configs/slate/table2/sweep_budget_mix_divpen.yaml   # focused Mix and DivPen, 2,000 steps
+    rl4rec sweep configs/slate/table2/sweep_budget_own_mf.yaml       # SAC+TopK(MF) on MF factors trained here
     python benchmarks/slate_table2_budget.py
 """
 
@@ -35,11 +36,13 @@ from slate_table2 import PAPER, cpu_model
 ROOT = Path(__file__).resolve().parents[1]
 FIGURE = ROOT / "docs" / "results" / "figures" / "slate_table2_budget_curves.svg"
 #: experiment -> alpha variant
-EXPERIMENTS = {"table2_budget": "faithful", "table2_budget_fixed_alpha": "fixed_alpha_init", "table2_budget_2k": "faithful"}
+EXPERIMENTS = {"table2_budget": "faithful", "table2_budget_fixed_alpha": "fixed_alpha_init", "table2_budget_2k": "faithful",
+               "table2_budget_own_mf": "faithful"}
 ENV_INDEX = {"focused_topdown": 0, "focused_mix": 1, "focused_divpen": 2}
-METHODS = ("STO", "Random", "REINFORCE+SoftMax", "SAC+TopK(ideal)", "SAC+TopK(MF)", "SAC+GeMS", "SlateQ", "SAC+WkNN")
+METHODS = ("STO", "Random", "REINFORCE+SoftMax", "SAC+TopK(ideal)", "SAC+TopK(MF)", "SAC+TopK(MF trained here)", "SAC+GeMS", "SlateQ", "SAC+WkNN")
 #: (a, b): does a beat b, as the paper says SAC+GeMS does
-PAIRS = (("SAC+GeMS", "SAC+TopK(MF)"), ("SAC+GeMS", "REINFORCE+SoftMax"), ("SAC+GeMS", "SAC+TopK(ideal)"))
+PAIRS = (("SAC+GeMS", "SAC+TopK(MF)"), ("SAC+GeMS", "REINFORCE+SoftMax"), ("SAC+GeMS", "SAC+TopK(ideal)"),
+         ("SAC+TopK(MF trained here)", "SAC+TopK(MF)"))  # the last: MF factors with topic structure vs the released ones
 
 
 def previous_runs(out: Path) -> dict[tuple, dict[int, tuple]]:
@@ -182,6 +185,7 @@ def main() -> None:
                  "seed, test return on the 500 test users, faithful simulator",
         "commands": ["rl4rec sweep configs/slate/table2/sweep_budget.yaml", "rl4rec sweep configs/slate/table2/sweep_budget_fixed_alpha.yaml",
                      "rl4rec sweep configs/slate/table2/sweep_budget_mix_divpen.yaml",
+                     "rl4rec sweep configs/slate/table2/sweep_budget_own_mf.yaml",
                      "python benchmarks/slate_table2_budget.py"],
         "machine": {"platform": platform.platform(), "cpu": cpu_model(), "torch": torch.__version__},
         "sweep_overrides": overrides,

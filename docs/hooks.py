@@ -24,11 +24,12 @@ RESULTS = ROOT / "benchmarks" / "results"
 #: results page -> (title, intro, JSON files under benchmarks/results/, in order)
 RESULT_PAGES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "slate": ("Slate RL", "TopicRec simulator fidelity against the official code, and GeMS Table 2 at laptop budget.",
-              ("slate_fidelity.json", "slate_table2_laptop.json", "slate_table2_rerun.json", "slate_table2_budget.json")),
+              ("slate_fidelity.json", "slate_table2_laptop.json", "slate_table2_rerun.json", "slate_table2_budget.json", "slate_mf_structure.json")),
     "sid": ("SID models", "Baselines and SFT of semantic-ID language models on Industrial_and_Scientific, and the SID builders.",
             ("genrec_baselines.json", "genrec_sft.json", "genrec_sft_cf_sids.json", "genrec_sids_industrial_compare.json")),
     "grpo": ("GRPO", "GRPO from SFT runs with recommendation rewards, TRL's GRPOTrainer beside rl4rec's, and the runtime sweeps on the synthetic catalogue.",
-             ("genrec_grpo.json", "genrec_grpo_study.json", "genrec_grpo_final.json", "trl_side_by_side.json", "runtime_sweeps.json")),
+             ("genrec_grpo.json", "genrec_grpo_study.json", "genrec_grpo_study_round2.json", "genrec_grpo_final.json", "trl_side_by_side.json",
+              "runtime_sweeps.json")),
     "latent": ("Latent reasoning", "LatentR3-style latent SFT and noise-GRPO on CDs_and_Vinyl.", ("genrec_latent.json",)),
     "free-text": ("Free text", "Free-text titles grounded by retrieval, SFT and GRPO.", ("genrec_grpo_text.json",)),
     "speed": ("Speed", "Benchmarks: each compares against a baseline measured in the same run (ratios), since the machine is noisy.",

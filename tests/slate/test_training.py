@@ -242,3 +242,32 @@ def test_gems_cache_gives_the_run_it_would_have_been(tmp_path, shared_data):
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 2
     with pytest.raises(ConfigError, match="not both"):
         _cfg(tmp_path, *common, "gems_checkpoint=x.pt")
+
+
+def test_sweep_chains_mf_pretraining_into_topk_mf(tmp_path, shared_data):
+    """A sweep's init_from hands each seed's `slate pretrain --ranker mf` run to its SAC+TopK(MF) run,
+    which then trains on those factors: the same test return as naming the file by mf_embeddings."""
+    import yaml
+
+    from rl4rec.experiments.sweep import load_sweep, run_sweep
+
+    train = ["agent=sac", "ranker=topk_mf", "steps=30", "random_steps=10", "eval_every=15", *FAST]
+    spec = {"experiment": "own_mf", "task": "slate.train", "tasks": {"MF": "slate.pretrain"}, "init_from": {"SAC+TopK(MF)": "MF"},
+            "runs_dir": str(tmp_path / "runs"), "workers": 1,
+            "methods": {"MF": ["ranker=mf", "pretrain.sessions=60", "mf.max_epochs=1", "threads=1", "progress=false", "tracking.backends=[]"],
+                        "SAC+TopK(MF)": train},
+            "seeds": [3]}
+    path = tmp_path / "own_mf.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert set(run_sweep(*load_sweep(path)).values()) == {"finished"}
+    exp = tmp_path / "runs" / "own_mf"
+    (mf_run,) = [p for p in exp.iterdir() if (p / "mf_focused_topdown.npy").is_file()]
+    (sac_run,) = [p for p in exp.iterdir() if p.name.startswith("sac-topk-mf")]
+    chained = json.loads((sac_run / "test_results.json").read_text())["test/return"]
+    direct = train_slate(_cfg(tmp_path / "direct", *train[:-len(FAST)], "seed=3", f"mf_embeddings={mf_run / 'mf_focused_topdown.npy'}"))
+    released = train_slate(_cfg(tmp_path / "released", *train[:-len(FAST)], "seed=3"))
+    assert chained == direct["test/return"] != released["test/return"]
+    with pytest.raises(ConfigError, match="init_from"):
+        _cfg(tmp_path, "agent=sac", "ranker=topk_ideal", f"init_from={mf_run}")
+    with pytest.raises(ConfigError, match="not both"):
+        _cfg(tmp_path, "agent=sac", "ranker=topk_mf", f"init_from={mf_run}", "mf_embeddings=x.npy")

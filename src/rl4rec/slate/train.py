@@ -50,7 +50,8 @@ class SlateTrainConfig(LoopConfig):
 
     NAME_KEYS = ("agent", "ranker", "env")
     #: compiled and eager turns compute the same episodes (up to float rounding): one run name
-    NAME_EXCLUDE = (*LoopConfig.NAME_EXCLUDE, "compile", "gems_cache")  # a cached GeMS is the GeMS the run would pretrain
+    # a cached GeMS is the GeMS the run would pretrain; init_from is a path (the sweep's chaining)
+    NAME_EXCLUDE = (*LoopConfig.NAME_EXCLUDE, "compile", "gems_cache", "init_from")
 
     experiment: str = field("slate", "experiment name")
     agent: Literal["sac", "reinforce", "slateq", "random", "sto"] = field("sac", "agent", short="")
@@ -72,6 +73,7 @@ class SlateTrainConfig(LoopConfig):
     gems: GeMSConfig = field(default_factory=GeMSConfig, help="GeMS architecture and loss")
     pretrain: PretrainConfig = field(default_factory=PretrainConfig, help="GeMS pretraining (when no checkpoint is given)")
     gems_checkpoint: str = field("", "pretrained GeMS (.pt from `rl4rec slate pretrain`); empty pretrains inline")
+    init_from: str = field("", "a `slate pretrain` run folder whose ranker this run uses: its gems.pt (ranker=gems) or mf_<env>.npy (topk_mf); a sweep's init_from sets it")
     gems_cache: str = field("", "folder of pretrained GeMS shared by runs, keyed by all pretraining reads: a run loads its GeMS from there or pretrains and adds it (empty: always pretrain)")
     compile: bool = field(False, "torch.compile each episode turn (simulator; SAC's belief, policy and ranker); eager is the reference")
 
@@ -82,8 +84,12 @@ class SlateTrainConfig(LoopConfig):
         if self.ranker not in AGENT_RANKERS[self.agent]:
             raise ConfigError(f"ranker: agent {self.agent!r} works with {', '.join(AGENT_RANKERS[self.agent])}, not {self.ranker!r}")
         check_env_key(self.env)
-        if self.gems_checkpoint and self.gems_cache:
-            raise ConfigError("gems_checkpoint and gems_cache: give a pretrained GeMS or a cache folder, not both")
+        if self.init_from and self.ranker not in ("gems", "topk_mf"):
+            raise ConfigError(f"init_from: a pretrained ranker run feeds ranker=gems or topk_mf, not {self.ranker!r}")
+        if self.init_from and (self.gems_checkpoint or self.mf_embeddings):
+            raise ConfigError("init_from: give the pretraining run or gems_checkpoint / mf_embeddings, not both")
+        if (self.gems_checkpoint or (self.init_from and self.ranker == "gems")) and self.gems_cache:
+            raise ConfigError("gems_cache: this run is given a pretrained GeMS (gems_checkpoint or init_from); give one or the cache, not both")
 
     @property
     def seed_list(self) -> tuple[int, ...]:
@@ -102,7 +108,9 @@ def _mf_table(cfg: SlateTrainConfig) -> torch.Tensor:
     """MF item factors: ``mf_embeddings`` or the released ``slate/<env>.npy`` of the shared data."""
     from rl4rec.slate.env.embeddings import data_dir_candidates
 
-    if cfg.mf_embeddings:
+    if cfg.init_from:
+        path = Path(cfg.init_from) / f"mf_{cfg.env}.npy"
+    elif cfg.mf_embeddings:
         path = Path(cfg.mf_embeddings)
     else:
         found = [d / f"{cfg.env}.npy" for d in data_dir_candidates() if (d / f"{cfg.env}.npy").is_file()]
@@ -125,11 +133,11 @@ def build_gems(
     gems = GeMS(seeds, sim.num_items, sim.rec_size, cfg.gems).to(sim.device)
     if skeleton:  # weights and action box come from an agent checkpoint loaded afterwards
         return gems, torch.zeros(len(seeds), cfg.gems.latent_dim), torch.ones(len(seeds), cfg.gems.latent_dim)
-    if cfg.gems_checkpoint:
+    if cfg.gems_checkpoint or cfg.init_from:
         from rl4rec.runs import load_checkpoint
         from rl4rec.slate.pretrain import checkpoint_path
 
-        state = load_checkpoint(checkpoint_path(cfg.gems_checkpoint))
+        state = load_checkpoint(checkpoint_path(cfg.gems_checkpoint or cfg.init_from))
         if state["seeds"] != list(seeds):
             raise ValueError(f"GeMS checkpoint was trained for seeds {state['seeds']}, this run needs {list(seeds)}")
         gems.load_state_dict(state["gems"])
