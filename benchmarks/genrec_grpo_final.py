@@ -37,7 +37,9 @@ def _args():
     ap.add_argument("--runs-dir", default="runs")
     ap.add_argument("--study", default="genrec-grpo-study")
     ap.add_argument("--final", default="genrec-grpo-final")
-    ap.add_argument("--arm", default="", help="the arm (default: the method of configs/genrec/study/grpo_final.yaml besides SFT)")
+    ap.add_argument("--study-file", default="grpo_study.yaml", help="the study's sweep file under configs/genrec/study/ (for the commands shown)")
+    ap.add_argument("--final-file", default="grpo_final.yaml", help="the confirmation's sweep file under configs/genrec/study/")
+    ap.add_argument("--arm", default="", help="the arm (default: the method of the final sweep file besides SFT)")
     ap.add_argument("--beams", type=int, default=50)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "genrec_grpo_final.json"))
     return ap.parse_args()
@@ -66,7 +68,7 @@ def _summary(values: list[float]) -> dict:
 
 def main() -> None:
     args = _args()
-    arm = args.arm or next(m for m in yaml.safe_load((ROOT / "configs" / "genrec" / "study" / "grpo_final.yaml").read_text())["methods"] if m != "SFT")
+    arm = args.arm or next(m for m in yaml.safe_load((ROOT / "configs" / "genrec" / "study" / args.final_file).read_text())["methods"] if m != "SFT")
     runs: dict[str, dict[int, object]] = {"SFT": {}, arm: {}}
     for exp in (args.study, args.final):
         exp_dir = Path(args.runs_dir) / exp
@@ -104,8 +106,9 @@ def main() -> None:
     result = {
         "claim": f"'{arm}' (chosen on validation NDCG@10 over seeds {list(CHOOSING_SEEDS)}) against its SFT start on the "
                  f"Industrial_and_Scientific test file, {args.beams}-beam constrained search, paired over seeds",
-        "commands": ["rl4rec sweep configs/genrec/study/grpo_study.yaml workers=2",
-                     "rl4rec sweep configs/genrec/study/grpo_final.yaml workers=2", "python benchmarks/genrec_grpo_final.py"],
+        "commands": [f"rl4rec sweep configs/genrec/study/{args.study_file}", f"rl4rec sweep configs/genrec/study/{args.final_file}",
+                     "python benchmarks/genrec_grpo_final.py" + ("" if args.final_file == "grpo_final.yaml" else
+                     f" --study {args.study} --final {args.final} --study-file {args.study_file} --final-file {args.final_file} --out {args.out}")],
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__},
         "arm": arm,
         "seeds": seeds,
