@@ -24,7 +24,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 #: results page -> (title, intro, JSON files under benchmarks/results/, in order)
 RESULT_PAGES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "slate": ("Slate RL", "TopicRec simulator fidelity against the official code, and GeMS Table 2 at laptop budget.",
-              ("slate_fidelity.json", "slate_table2_laptop.json", "slate_table2_rerun.json", "slate_table2_budget.json", "slate_mf_structure.json")),
+              ("slate_fidelity.json", "slate_table2_laptop.json", "slate_table2_rerun.json", "slate_table2_budget.json", "slate_mf_structure.json",
+               "slate_gems_ceiling.json")),
     "sid": ("SID models", "Baselines and SFT of semantic-ID language models on Industrial_and_Scientific, and the SID builders.",
             ("genrec_baselines.json", "genrec_sft.json", "genrec_sft_cf_sids.json", "genrec_sids_industrial_compare.json")),
     "grpo": ("GRPO", "GRPO from SFT runs with recommendation rewards, TRL's GRPOTrainer beside rl4rec's, and the runtime sweeps on the synthetic catalogue.",
