@@ -71,6 +71,9 @@ def main() -> None:
                 if any("train/zero_adv_groups" in m for m in t)]
         if zero:
             row["train/zero_adv_groups"] = _summary(zero)
+        ends = [[m["valid/ndcg@10"] for m in t if "valid/ndcg@10" in m] for t in traces]
+        if all(ends):  # validation NDCG@10 at the first and the last validation, per seed
+            row["valid.ndcg@10 first -> last"] = [[e[0], e[-1]] for e in ends]
         if method in init_from and init_from[method] in test:
             row["test.ndcg@10 vs its SFT start"] = _paired(test[method], test[init_from[method]])
         if method in AGAINST and AGAINST[method] in test:
