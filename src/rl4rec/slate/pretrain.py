@@ -45,8 +45,9 @@ class SlatePretrainConfig(DeviceConfig):
 
 def pretrain_ranker(cfg: SlatePretrainConfig) -> dict:
     from rl4rec.devices import resolve_device
-    from rl4rec.runs import Run, atomic_save_npy, atomic_torch_save
+    from rl4rec.runs import Run, atomic_save_npy
     from rl4rec.slate.logs import cached_logs, load_logs
+    from rl4rec.slate.rankers.gems_cache import save_gems
 
     seeds = cfg.seeds or (cfg.seed,)
     device = resolve_device(cfg.device)
@@ -68,8 +69,7 @@ def pretrain_ranker(cfg: SlatePretrainConfig) -> dict:
                 gems, logs, cfg.pretrain, seed=seeds[0], log_fn=run.log_metrics, progress=cfg.progress, check_stop=run.check_stop
             )
             path = run.dir / "gems.pt"
-            weights = {k: v.cpu() for k, v in gems.state_dict().items()}
-            atomic_torch_save({"gems": weights, "center": center.cpu(), "scale": scale.cpu(), "seeds": list(seeds), "env": cfg.env}, path)
+            save_gems(path, gems, center, scale, seeds=seeds, env=cfg.env)
             result = {"eval/gems_val_loss": min(history["val"]), "eval/gems_val_loss_initial": history["val"][0], "gems_checkpoint": str(path)}
         result["devices"] = {"device": str(device), "processes": 1, "mixed_precision": "no"}
         run.write_result("results.json", result)

@@ -133,25 +133,21 @@ def build_gems(
     gems = GeMS(seeds, sim.num_items, sim.rec_size, cfg.gems).to(sim.device)
     if skeleton:  # weights and action box come from an agent checkpoint loaded afterwards
         return gems, torch.zeros(len(seeds), cfg.gems.latent_dim), torch.ones(len(seeds), cfg.gems.latent_dim)
+    from rl4rec.slate.rankers import gems_cache
+
     if cfg.gems_checkpoint or cfg.init_from:
-        from rl4rec.runs import load_checkpoint
         from rl4rec.slate.pretrain import checkpoint_path
 
-        state = load_checkpoint(checkpoint_path(cfg.gems_checkpoint or cfg.init_from))
-        if state["seeds"] != list(seeds):
-            raise ValueError(f"GeMS checkpoint was trained for seeds {state['seeds']}, this run needs {list(seeds)}")
-        gems.load_state_dict(state["gems"])
-        return gems, state["center"].to(sim.device), state["scale"].to(sim.device)
+        center, scale, _ = gems_cache.load_gems(checkpoint_path(cfg.gems_checkpoint or cfg.init_from), gems, seeds)
+        return gems, center, scale
     from rl4rec.slate.logs import cached_logs
 
     if logs_dir is None:
         raise ValueError("build_gems needs logs_dir to pretrain inline")
     if cfg.gems_cache:
-        from rl4rec.slate.rankers import gems_cache
-
         inputs = gems_cache.cache_inputs(sim, cfg.gems, cfg.pretrain, seeds)
         path = gems_cache.cache_path(cfg.gems_cache, inputs)
-        hit = gems_cache.load_cached(path, gems, log_fn)
+        hit = gems_cache.load_cached(path, gems, seeds, log_fn)
         if hit is not None:
             return gems, *hit
     logs = cached_logs(logs_dir, sim.config, cfg.pretrain.sessions, seed=cfg.pretrain.logs_seed, progress=cfg.progress)

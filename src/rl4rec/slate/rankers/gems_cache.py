@@ -45,29 +45,43 @@ def cache_path(folder: str | Path, inputs: dict) -> Path:
     return Path(folder) / f"gems_{inputs['env']['variant']}_{digest}.pt"
 
 
-def load_cached(path: Path, gems, log_fn: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Load ``path`` into ``gems`` and replay its pretraining metrics; ``(center, scale)``, or None if absent."""
-    if not path.is_file():
-        return None
+def save_gems(path: Path, gems, center: torch.Tensor, scale: torch.Tensor, *, seeds: Sequence[int], env: str, **extra) -> None:
+    """Write a pretrained GeMS (weights on the CPU, action box, seeds, env, ``extra``) atomically: the
+    ``gems.pt`` of ``slate pretrain`` and a cache entry share this layout, so either is a ``gems_checkpoint``."""
+    from rl4rec.runs import atomic_torch_save
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu() for k, v in gems.state_dict().items()}
+    atomic_torch_save({"gems": weights, "center": center.cpu(), "scale": scale.cpu(), "seeds": list(seeds), "env": env, **extra}, path)
+
+
+def load_gems(path: Path, gems, seeds: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Load a file of :func:`save_gems` into ``gems`` (trained for ``seeds``); ``(center, scale, state)``
+    on the device of ``gems``."""
     from rl4rec.runs import load_checkpoint
 
     state = load_checkpoint(path)
+    if state["seeds"] != list(seeds):
+        raise ValueError(f"GeMS checkpoint was trained for seeds {state['seeds']}, this run needs {list(seeds)}")
     gems.load_state_dict(state["gems"])
+    dev = gems.items.weight.device
+    return state["center"].to(dev), state["scale"].to(dev), state
+
+
+def load_cached(path: Path, gems, seeds: Sequence[int], log_fn: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Load ``path`` into ``gems`` and replay its pretraining metrics; ``(center, scale)``, or None if absent."""
+    if not path.is_file():
+        return None
+    center, scale, state = load_gems(path, gems, seeds)
     history = state["history"]
     if log_fn is not None:  # the same records pretraining logs, so metrics.jsonl does not depend on the cache
         for epoch, (train, val) in enumerate(zip(history["train"], history["val"][1:], strict=True), start=1):
             log_fn({"train/gems_loss": train, "eval/gems_val_loss": val}, epoch)
     log.info("GeMS loaded from the cache %s (pretrained by an earlier run; best validation loss %.4f)", path, min(history["val"]))
-    dev = gems.items.weight.device
-    return state["center"].to(dev), state["scale"].to(dev)
+    return center, scale
 
 
 def save_cached(path: Path, gems, center: torch.Tensor, scale: torch.Tensor, history: dict, inputs: dict) -> None:
-    from rl4rec.runs import atomic_torch_save
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().cpu() for k, v in gems.state_dict().items()}
-    atomic_torch_save(
-        {"gems": weights, "center": center.cpu(), "scale": scale.cpu(), "history": history, "inputs": json.dumps(inputs, default=str)}, path
-    )
+    save_gems(path, gems, center, scale, seeds=inputs["seeds"], env=inputs["env"]["variant"], history=history,
+              inputs=json.dumps(inputs, default=str))
     log.info("GeMS added to the cache %s", path)
